@@ -1,0 +1,210 @@
+"""The per-pixel VOS loss: cross-entropy plus the energy regulariser of Virtual Outlier Synthesis."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .labels import check_ignore_index, validate_target
+from .scores import weighted_energy
+
+__all__ = ["VOSSegLoss"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+class VOSSegLoss(nn.Module):
+    r"""Cross-entropy plus the VOS energy regulariser, read per pixel.
+
+    Paper: *VOS: Learning What You Don't Know by Virtual Outlier Synthesis*, Du et al., ICLR 2022,
+    https://arxiv.org/abs/2202.01197 (code: https://github.com/deeplearning-wisc/vos). Follows
+    ``pytorch_ood.loss.VOSRegLoss`` (0.4.0) and fixes its segmentation flaws: a void label distinct from classes,
+    one consistent reduction, balanced in/out expectations, and a guarded weighted energy.
+
+    With the weighted energy :math:`E(x) = -\log \sum_c \mathrm{relu}(w_c) e^{f_c(x)}` (float32, see
+    :func:`vos_seg.scores.weighted_energy`) and a logistic regression :math:`\phi` mapping :math:`E` to two logits
+    (class 0 outlier, class 1 in-distribution, as in VOS and pytorch-ood):
+
+    .. math::
+        \mathcal{L} = \underbrace{\frac{1}{|K|}\sum_{i \in K} \mathrm{CE}(f(x_i), y_i)}_{\text{ce}}
+            + \alpha\, R, \qquad
+        R = \underbrace{\frac{1}{|K|}\sum_{i \in K} -\log \sigma_1(\phi(E(x_i)))}_{\text{in-distribution}}
+            + \underbrace{\frac{1}{|O|}\sum_{v \in O} -\log \sigma_0(\phi(E(v)))}_{\text{outliers}}
+
+    :math:`K` are the known pixels (labels ``0..C-1``); :math:`O` the outliers: real outlier pixels (labels
+    ``< 0``) and the virtual outliers passed as ``outlier_logits``. Void pixels (``ignore_index``) enter no term.
+    ``balanced=True`` is the paper's sum of two expectations; ``balanced=False`` pools :math:`K \cup O` into one
+    mean (pytorch-ood's form: with ``reduction="mean"`` the value and gradient equal
+    ``pytorch_ood.loss.VOSRegLoss(phi, weights_energy, alpha)`` whenever the batch holds outliers and no void).
+
+    Edge cases: **no outliers** in the batch (no label ``< 0`` and no ``outlier_logits``): :math:`R = 0`, the loss
+    is plain cross-entropy (pytorch-ood would push every pixel towards "in-distribution" instead). **No known
+    pixels**: the CE term and the in-distribution expectation are 0; the loss stays finite and differentiable.
+
+    Reductions: ``"mean"`` is the formula above. ``"sum"`` is ``max(|K|, 1)`` times the mean, i.e. the sum of the
+    per-pixel terms, each regulariser term carrying its balance factor (``1`` in-distribution,
+    ``|K|/|O|`` outliers when balanced; ``|K|/(|K|+|O|)`` for all when pooled); divide by the global ``|K|``
+    to average over processes. ``"none"`` returns the per-pixel map ``(N, H, W)`` of those terms (void pixels
+    0); virtual outliers are not pixels, so their summed share is reported in ``last_terms["virtual_sum"]``:
+    ``map.sum() + last_terms["virtual_sum"]`` equals the ``"sum"`` reduction.
+
+    Host-device synchronisation: only the label check (``validate=True``); pass ``validate=False`` in CUDA loops
+    whose data pipeline already validated the labels.
+
+    Args:
+        num_classes: number of known classes ``C``.
+        alpha: weight of the regulariser (paper: 0.1).
+        ignore_index: void label, ``>= C``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        balanced: balance in-distribution and outlier expectations (default) or pool them.
+        phi: optional module mapping ``(M, 1)`` energies to ``(M, 2)`` logits; default ``nn.Linear(1, 2)``.
+        validate: check target values on every call (one host sync).
+
+    Shape:
+        - logits: ``(N, C, H, W)`` (or ``(N, C)``), any float dtype.
+        - target: ``(N, H, W)`` (or ``(N,)``), integer.
+        - outlier_logits: ``(M, C)``.
+        - output: scalar, or ``(N, H, W)`` / ``(N,)`` with ``reduction="none"``.
+
+    Example:
+        >>> criterion = VOSSegLoss(num_classes=3)
+        >>> logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+        >>> target = torch.randint(0, 3, (2, 4, 4))
+        >>> target[0, 0, 0] = -1  # an outlier pixel
+        >>> criterion(logits, target).backward()
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        alpha: float = 0.1,
+        ignore_index: int = 255,
+        reduction: str = "mean",
+        balanced: bool = True,
+        phi: nn.Module | None = None,
+        validate: bool = True,
+    ) -> None:
+        super().__init__()
+        check_ignore_index(num_classes, ignore_index)
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(_REDUCTIONS)}, got {reduction!r}")
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.num_classes = num_classes
+        self.alpha = float(alpha)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.balanced = balanced
+        self.validate = validate
+        self.phi = phi if phi is not None else nn.Linear(1, 2)
+        self.weights_energy = nn.Linear(num_classes, 1)
+        nn.init.uniform_(self.weights_energy.weight)  # [0, 1): relu'd weights start positive
+        self.last_terms: dict[str, torch.Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, alpha={self.alpha}, ignore_index={self.ignore_index}, "
+            f"reduction={self.reduction!r}, balanced={self.balanced}"
+        )
+
+    def weighted_energy(self, logits: torch.Tensor) -> torch.Tensor:
+        """Weighted energy with this loss's weights; ``(N, C, ...)`` -> float32 ``(N, ...)``."""
+        return weighted_energy(logits, self.weights_energy.weight)
+
+    def _phi_logits(self, energies: torch.Tensor) -> torch.Tensor:
+        # phi sees float32 energies even under autocast: energies span tens of units, bf16 would round them.
+        param = next(self.phi.parameters(), None)
+        dtype = torch.float64 if param is not None and param.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type=energies.device.type, enabled=False):
+            out = self.phi(energies.reshape(-1, 1).to(dtype))
+        if out.dim() != 2 or out.shape[1] != 2:
+            raise ValueError(f"phi must map (M, 1) energies to (M, 2) logits, got output shape {tuple(out.shape)}")
+        return out if out.dtype == torch.float64 else out.float()
+
+    def outlier_probability(self, logits: torch.Tensor) -> torch.Tensor:
+        """``softmax(phi(E))`` of the outlier class for logits ``(N, C, ...)``; float32 ``(N, ...)`` in [0, 1]."""
+        energies = self.weighted_energy(logits)
+        return torch.softmax(self._phi_logits(energies), dim=1)[:, 0].reshape(energies.shape)
+
+    def _check_shapes(self, logits: torch.Tensor, target: torch.Tensor, outlier_logits: torch.Tensor | None) -> None:
+        if logits.dim() not in (2, 4):
+            raise ValueError(f"expected logits of shape (N, C, H, W) or (N, C), got {tuple(logits.shape)}")
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"expected {self.num_classes} channels in logits of shape (N, C, ...), got {tuple(logits.shape)}"
+            )
+        expected = (logits.shape[0],) + tuple(logits.shape[2:])
+        if tuple(target.shape) != expected:
+            raise ValueError(
+                f"target shape {tuple(target.shape)} does not match logits shape {tuple(logits.shape)}: "
+                f"expected target of shape {expected}"
+            )
+        if outlier_logits is not None and (outlier_logits.dim() != 2 or outlier_logits.shape[1] != self.num_classes):
+            raise ValueError(
+                f"expected outlier_logits of shape (M, {self.num_classes}), got {tuple(outlier_logits.shape)}"
+            )
+
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, outlier_logits: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loss of a batch; see the class docstring for the formula, shapes and reductions."""
+        self._check_shapes(logits, target, outlier_logits)
+        if self.validate:
+            validate_target(target, self.num_classes, self.ignore_index)
+
+        # One path for every rank: (N, C, H, W) -> (N*H*W, C), target -> (N*H*W,).
+        flat_logits = logits.movedim(1, -1).reshape(-1, self.num_classes) if logits.dim() == 4 else logits
+        flat_target = target.reshape(-1)
+        known = (flat_target >= 0) & (flat_target != self.ignore_index)
+        outlier = flat_target < 0
+        known_f, outlier_f = known.float(), outlier.float()
+
+        ce = F.cross_entropy(flat_logits.float(), torch.where(known, flat_target, 0), reduction="none") * known_f
+        num_known = known_f.sum()
+        num_outlier = outlier_f.sum()
+
+        # Binary CE of phi on the weighted energy: target 1 (in) for known pixels, 0 (out) for outliers.
+        phi_log_p = torch.log_softmax(self._phi_logits(self.weighted_energy(flat_logits)), dim=1)
+        reg = -(phi_log_p[:, 1] * known_f + phi_log_p[:, 0] * outlier_f)
+
+        if outlier_logits is not None and outlier_logits.shape[0] > 0:
+            virtual_reg = -torch.log_softmax(self._phi_logits(self.weighted_energy(outlier_logits)), dim=1)[:, 0]
+        else:
+            virtual_reg = flat_logits.new_zeros(0, dtype=torch.float32)
+        num_virtual = torch.tensor(float(virtual_reg.shape[0]), device=flat_logits.device)
+        num_out = num_outlier + num_virtual
+
+        # Per-element balance factors, so that "sum" = max(|K|, 1) * "mean" for every reduction.
+        scale = num_known.clamp_min(1)
+        if self.balanced:
+            in_factor = torch.ones_like(scale)
+            out_factor = scale / num_out.clamp_min(1)
+        else:
+            in_factor = out_factor = scale / (num_known + num_out).clamp_min(1)
+        # No outliers at all: R = 0 (where() keeps gradients finite and the graph sync-free).
+        has_outliers = num_out > 0
+        in_factor = torch.where(has_outliers, in_factor, torch.zeros_like(in_factor))
+        out_factor = torch.where(has_outliers, out_factor, torch.zeros_like(out_factor))
+
+        pixel_reg = reg * (known_f * in_factor + outlier_f * out_factor)
+        virtual_sum = self.alpha * out_factor * virtual_reg.sum()
+        pixel_terms = ce + self.alpha * pixel_reg
+        total_sum = pixel_terms.sum() + virtual_sum
+
+        self.last_terms = {
+            "ce": (ce.sum() / scale).detach(),
+            "uncertainty": ((pixel_reg.sum() + out_factor * virtual_reg.sum()) / scale).detach(),
+            "num_known": num_known.detach(),
+            "num_outlier": num_outlier.detach(),
+            "num_virtual": num_virtual,
+            "virtual_sum": virtual_sum.detach(),
+        }
+        if self.reduction == "mean":
+            loss = total_sum / scale
+        elif self.reduction == "sum":
+            loss = total_sum
+        else:
+            loss = pixel_terms.reshape(target.shape)
+        self.last_terms["loss"] = (total_sum / scale).detach()
+        return loss
