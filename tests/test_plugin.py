@@ -1,0 +1,174 @@
+"""The VOS plugin: ownership of parameters/state, queues, statistics, schedule, gradients, resume, bad input."""
+
+import copy
+
+import numpy as np
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+
+from vos_seg.head import HeadAdapter
+from vos_seg.loss import VOSSegLoss
+from vos_seg.plugin import VOS, loss_from_state_dict
+
+K = 4  # classes
+
+
+def tiny_unet(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)  # SMP initialises from the global RNG; tests may seed it
+    return smp.Unet("resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8), classes=K)
+
+
+def tiny_deeplab(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return smp.DeepLabV3Plus("resnet18", encoder_weights=None, decoder_channels=32, classes=K)
+
+
+def batch(generator, size=32, n=2, classes=K):
+    images = torch.randn(n, 3, size, size, generator=generator)
+    target = torch.randint(0, classes, (n, size, size), generator=generator)
+    return images, target
+
+
+def capture_input(conv):
+    store = {}
+    handle = conv.register_forward_hook(lambda m, inp, out: store.update(x=inp[0].detach()))
+    return store, handle
+
+
+def test_parameters_buffers_and_state_dict():
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=4)
+    loss_params = {id(p) for p in vos.loss.parameters()}
+    assert {id(p) for p in vos.parameters()} == loss_params and len(loss_params) == 4
+    assert not {id(p) for p in vos.parameters()} & {id(p) for p in model.parameters()}
+    assert not any(m is model for m in vos.modules())
+    dim = HeadAdapter.from_model(model).feature_dim
+    assert dim == 8 * 9
+    expected = {
+        "queue": (K, 8, dim), "fill": (K,), "position": (K,), "step": (), "means": (K, dim),
+        "scale_tril": (dim, dim), "ready": (K,),
+        "loss.phi.weight": (2, 1), "loss.phi.bias": (2,), "loss.weights_energy.weight": (1, K),
+        "loss.weights_energy.bias": (1,),
+    }
+    assert {k: tuple(v.shape) for k, v in vos.state_dict().items()} == expected
+    optimizer = torch.optim.AdamW([*model.parameters(), *vos.parameters()])
+    ids = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters())) + 4
+    assert isinstance(vos.loss, VOSSegLoss)
+
+
+def test_explicit_head_as_conv_or_adapter():
+    model = tiny_unet()
+    conv = model.segmentation_head[0]
+    assert VOS(model, K, head=conv, queue_size=8, pixels_per_class=4).adapter.conv is conv
+    adapter = HeadAdapter(conv)
+    assert VOS(model, K, head=adapter, queue_size=8, pixels_per_class=4).adapter is adapter
+
+
+@pytest.mark.parametrize("builder,stride", [(tiny_unet, 1), (tiny_deeplab, 4)], ids=["unet-3x3", "deeplab-1x1-s4"])
+def test_enqueued_features_are_head_pixel_features_of_their_class(builder, stride, generator):
+    model = builder()
+    vos = VOS(model, K, queue_size=64, pixels_per_class=5, generator=generator)
+    store, handle = capture_input(vos.adapter.conv)
+    images, target = batch(generator, size=64)
+    target[:, :8] = 255  # void rows
+    target[:, 8:10] = -1  # outlier rows
+    vos(model(images), target)
+    handle.remove()
+    feats = vos.adapter.pixel_features(store["x"])  # (N, D, h, w)
+    assert feats.shape[-1] == 64 // stride
+    labels = target[:, ::stride, ::stride]  # nearest sampling, computed independently of F.interpolate
+    rows = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
+    flat_labels = labels.reshape(-1)
+    for k in range(K):
+        assert vos.fill[k] == 5, f"class {k} filled {vos.fill[k]}"
+        stored = vos.queue[k, :5]
+        dist = torch.cdist(stored, rows[flat_labels == k], compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+        assert dist.max() < 1e-5, f"class {k}: enqueued features are not its pixels' features ({dist.max():.3g})"
+        assert torch.unique(stored, dim=0).shape[0] == 5, "a pixel was enqueued twice"
+    assert (vos.queue[:, 5:] == 0).all()
+
+
+def test_statistics_match_a_float64_reference(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=16, pixels_per_class=8, cov_eps=1e-3, generator=generator)
+    for _ in range(3):
+        images, target = batch(generator)
+        target[target == 3] = 2  # class 3 never appears
+        target[target == 1] = 0
+        target[1, 5, 5] = 1  # class 1: one pixel per step
+        vos(model(images), target)
+    assert vos.fill.tolist() == [16, 3, 16, 0]
+    assert vos.ready.tolist() == [True, False, True, False]
+    queue = vos.queue.double().numpy()
+    full = [0, 2]
+    means = queue.mean(axis=1)
+    centred = np.concatenate([queue[k] - means[k] for k in full])
+    cov = centred.T @ centred / centred.shape[0] + 1e-3 * np.eye(queue.shape[2])
+    mean_diff = np.abs(vos.means.double().numpy()[full] - means[full]).max()
+    assert mean_diff < 1e-5, f"means differ by {mean_diff:.3g}"
+    ours = (vos.scale_tril.double() @ vos.scale_tril.double().T).numpy()
+    cov_diff = np.abs(ours - cov).max() / np.abs(cov).max()
+    assert cov_diff < 1e-5, f"covariance differs by {cov_diff:.3g} (relative)"
+
+
+def test_no_virtual_outliers_until_a_queue_is_full(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=24, pixels_per_class=8, generator=generator)
+    for call in range(4):
+        images, target = batch(generator)
+        logits = model(images)
+        loss = vos(logits, target)
+        expected_virtual = 0.0 if call < 2 else float(K)  # 8, 16 entries: not full; 24 at call 2
+        assert float(vos.last_terms["num_virtual"]) == expected_virtual, f"call {call}"
+        if call < 2:
+            plain = VOSSegLoss(K)
+            plain.load_state_dict(vos.loss.state_dict())
+            assert torch.allclose(loss, plain(logits, target)), "without outliers the loss is plain CE"
+
+
+def test_schedule_start_iter_and_eval_mode(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=8, start_iter=2, generator=generator)
+    for call in range(3):
+        vos(model(batch(generator)[0]), batch(generator)[1])
+        assert float(vos.last_terms["num_virtual"]) == (K if call >= 2 else 0), f"call {call}"
+    assert int(vos.step) == 3
+    state = copy.deepcopy(vos.state_dict())
+    for plugin_mode, model_mode in [(False, True), (True, False)]:
+        vos.train(plugin_mode)
+        model.train(model_mode)
+        images, target = batch(generator)
+        vos(model(images), target)
+        assert float(vos.last_terms["num_virtual"]) == 0
+        for key, value in vos.state_dict().items():
+            assert torch.equal(value, state[key]), f"{key} changed in eval mode"
+
+
+def test_gradient_reaches_head_weights_through_virtual_outliers(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=8, generator=generator)
+    vos(model(batch(generator)[0]), batch(generator)[1])  # fills every queue
+    images, target = batch(generator)
+    loss = vos(model(images).detach(), target)  # the only path to the model: virtual outliers through the head
+    loss.backward()
+    conv = vos.adapter.conv
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    assert conv.bias.grad.abs().sum() > 0
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("segmentation_head"))
+
+
+def test_real_outliers_join_the_regulariser_and_are_never_enqueued(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=8, generator=generator)
+    images, target = batch(generator)
+    outliers_only = torch.where(target == 0, -1, 255)
+    vos(model(images), outliers_only)
+    assert (vos.fill == 0).all() and (vos.queue == 0).all()
+    assert float(vos.last_terms["num_outlier"]) == float((target == 0).sum())
+    vos(model(images), target)  # fills the queues
+    target[:, :4] = -2
+    vos(model(images), target)
+    terms = vos.last_terms
+    assert float(terms["num_outlier"]) == 2 * 4 * 32 and float(terms["num_virtual"]) == K
