@@ -172,3 +172,148 @@ def test_real_outliers_join_the_regulariser_and_are_never_enqueued(generator):
     vos(model(images), target)
     terms = vos.last_terms
     assert float(terms["num_outlier"]) == 2 * 4 * 32 and float(terms["num_virtual"]) == K
+
+
+def test_non_finite_features_never_enter_the_queues(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=64, pixels_per_class=16, generator=generator)
+    conv = vos.adapter.conv
+
+    def poison(module, inputs):  # NaN / inf in the top half of the head's input
+        x = inputs[0].clone()
+        x[:, 0, :16] = float("nan")
+        x[:, 1, :16] = float("inf")
+        return (x,)
+
+    handle = conv.register_forward_pre_hook(poison)
+    images, target = batch(generator)
+    logits = model(images)
+    handle.remove()
+    # finite logits from elsewhere: only the features are bad, the batch is not skipped
+    vos(torch.randn(logits.shape, generator=generator), target)
+    assert torch.isfinite(vos.queue).all()
+    assert (vos.fill > 0).all() and (vos.fill < 16).all(), f"fill {vos.fill.tolist()}"
+    # a 3x3 patch touching rows < 16 is non-finite; only pixels of rows >= 17 may enter
+    store, handle = capture_input(conv)
+    model(images)
+    handle.remove()
+    feats = vos.adapter.pixel_features(store["x"]).permute(0, 2, 3, 1)[:, 17:].reshape(-1, 72)
+    for k in range(K):
+        stored = vos.queue[k, : int(vos.fill[k])]
+        dist = torch.cdist(stored, feats, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+        assert dist.max() < 1e-5, f"class {k}: an enqueued feature is not a finite pixel's ({dist.max():.3g})"
+
+
+def test_non_finite_logits_skip_the_batch_and_give_a_non_finite_loss(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=8, generator=generator)
+    vos(model(batch(generator)[0]), batch(generator)[1])  # queues full, statistics fitted
+    state = copy.deepcopy(vos.state_dict())
+    for bad in (float("nan"), float("inf")):
+        images, target = batch(generator)
+        logits = model(images)
+        logits = logits.clone()
+        logits[0, 1, 3, 3] = bad
+        loss = vos(logits, target)
+        assert not torch.isfinite(loss)
+        for key in ("queue", "fill", "position", "means", "scale_tril", "ready"):
+            assert torch.equal(vos.state_dict()[key], state[key]), f"{key} changed by a {bad} batch"
+    vos(model(batch(generator)[0]), batch(generator)[1])  # training continues with finite statistics
+    assert torch.isfinite(vos.means).all() and torch.isfinite(vos.scale_tril).all()
+
+
+def run_steps(model, vos, optimizer, batches):
+    losses = []
+    for images, target in batches:
+        loss = vos(model(images), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+    return losses
+
+
+def test_resume_continues_with_exactly_the_same_losses():
+    data_gen = torch.Generator().manual_seed(3)
+    batches = [batch(data_gen) for _ in range(6)]
+    options = dict(queue_size=16, pixels_per_class=8, start_iter=1, refresh_every=2)
+
+    def fresh(seed):
+        model = tiny_unet(seed)
+        vos = VOS(model, K, generator=torch.Generator().manual_seed(seed), **options)
+        return model, vos, torch.optim.AdamW([*model.parameters(), *vos.parameters()], lr=1e-3)
+
+    model, vos, optimizer = fresh(0)
+    uninterrupted = run_steps(model, vos, optimizer, batches)
+
+    model, vos, optimizer = fresh(0)
+    first = run_steps(model, vos, optimizer, batches[:3])
+    checkpoint = copy.deepcopy(
+        {"model": model.state_dict(), "vos": vos.state_dict(), "optimizer": optimizer.state_dict(),
+         "generator": vos.generator.get_state()}
+    )
+    model, vos, optimizer = fresh(7)  # different weights and RNG: everything must come from the checkpoint
+    model.load_state_dict(checkpoint["model"])
+    vos.load_state_dict(checkpoint["vos"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    vos.generator.set_state(checkpoint["generator"])
+    resumed = first + run_steps(model, vos, optimizer, batches[3:])
+    assert float(vos.last_terms["num_virtual"]) > 0
+    for step, (a, b) in enumerate(zip(uninterrupted, resumed)):
+        assert torch.equal(a, b), f"step {step}: uninterrupted {a.item():.8f} vs resumed {b.item():.8f}"
+
+
+def test_bad_input_raises_value_errors_and_changes_nothing(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=4, generator=generator)
+    images, target = batch(generator)
+    state = copy.deepcopy(vos.state_dict())
+    with pytest.raises(ValueError, match=r"no head features captured"):
+        vos(torch.randn(2, K, 32, 32), target)
+    cases = [
+        (lambda lg: lg[:, :3], target, r"expected logits of shape \(N, 4, H, W\), got \(2, 3, 32, 32\)"),
+        (lambda lg: lg[0], target, r"expected logits of shape \(N, 4, H, W\), got \(4, 32, 32\)"),
+        (lambda lg: lg, target[:, :16], r"target shape \(2, 16, 32\) does not match logits shape \(2, 4, 32, 32\)"),
+        (lambda lg: lg[:1], target[:1], r"the head saw a batch of 2 .* but logits have shape \(1, 4, 32, 32\)"),
+        (lambda lg: lg, torch.full_like(target, 300), r"300"),
+    ]
+    for make_logits, bad_target, message in cases:
+        with pytest.raises(ValueError, match=message):
+            vos(make_logits(model(images)), bad_target)
+    for key, value in vos.state_dict().items():
+        assert torch.equal(value, state[key]), f"{key} changed by a rejected call"
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(num_classes=3), r"num_classes=3 but the head conv has 4 output channels"),
+        (dict(pixels_per_class=9, queue_size=8), r"pixels_per_class=9 exceeds queue_size=8"),
+        (dict(select=3, sample_from=2), r"select=3 exceeds sample_from=2"),
+        (dict(queue_size=0), r"queue_size must be a positive integer, got 0"),
+        (dict(start_iter=-1), r"start_iter must be a non-negative integer, got -1"),
+        (dict(cov_eps=0.0), r"cov_eps must be > 0, got 0.0"),
+        (dict(refresh_every=1.5), r"refresh_every must be a positive integer, got 1.5"),
+    ],
+)
+def test_bad_hyperparameters(options, message):
+    options = {"num_classes": K, **options}
+    with pytest.raises(ValueError, match=message):
+        VOS(tiny_unet(), **options)
+
+
+def test_loss_from_state_dict_rebuilds_the_trained_loss(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=8, generator=generator)
+    with torch.no_grad():
+        for p in vos.parameters():
+            p.add_(torch.randn(p.shape, generator=generator))
+    state = copy.deepcopy(vos.state_dict())
+    logits = torch.randn(2, K, 5, 5, generator=generator)
+    for saved in (state, {f"module.{k}": v for k, v in state.items()}):
+        rebuilt = loss_from_state_dict(saved, K)
+        assert torch.equal(rebuilt.outlier_probability(logits), vos.loss.outlier_probability(logits))
+    with pytest.raises(ValueError, match=r"no 'loss\.' keys in the plugin state"):
+        loss_from_state_dict({"queue": state["queue"]}, K)
+    with pytest.raises(ValueError, match=r"does not fit num_classes=5"):
+        loss_from_state_dict(state, 5)
