@@ -10,7 +10,7 @@ PANEL_TILES = ("image", "segmentation", "anomaly", "detection")  # reading order
 
 MARGIN = 12
 TITLE_H = 34  # figure title
-HEAD_H = 24  # tile title above each tile
+HEAD_H = 24  # tile title above each tile (one line; two in single views)
 CAPTION_H = 50  # up to three caption lines below each tile
 SIDE_W = 200  # strip right of each tile: colorbar and ticks, or a legend
 GAP = 14
@@ -63,24 +63,25 @@ def _tile_size(shape: tuple[int, int], width: int) -> tuple[int, int]:
     return width, tile_h
 
 
-def _cell(x: int, y: int, tile_w: int, tile_h: int):
-    head = Box(x, y, x + tile_w + SIDE_W, y + HEAD_H)
-    tile = Box(x, y + HEAD_H, x + tile_w, y + HEAD_H + tile_h)
+def _cell(x: int, y: int, tile_w: int, tile_h: int, head_h: int):
+    head = Box(x, y, x + tile_w + SIDE_W, y + head_h)
+    tile = Box(x, y + head_h, x + tile_w, y + head_h + tile_h)
     side = Box(tile.x1 + 10, tile.y0, tile.x1 + SIDE_W, tile.y1)
     caption = Box(x, tile.y1 + 4, x + tile_w + SIDE_W, tile.y1 + CAPTION_H)
     return head, tile, side, caption
 
 
-def _layout(shape, names, grid_cols: int, tile_width: int, title: bool, colorbar_of: str) -> FigureLayout:
+def _layout(shape, names, grid_cols: int, tile_width: int, title: bool, colorbar_of: str,
+            head_h: int = HEAD_H) -> FigureLayout:
     tile_w, tile_h = _tile_size(shape, tile_width)
     cell_w = tile_w + SIDE_W
-    cell_h = HEAD_H + tile_h + CAPTION_H
+    cell_h = head_h + tile_h + CAPTION_H
     rows = (len(names) + grid_cols - 1) // grid_cols
     top = MARGIN + (TITLE_H if title else 0)
     tiles, sides, heads, captions = {}, {}, {}, {}
     for index, name in enumerate(names):
         row, col = divmod(index, grid_cols)
-        cell = _cell(MARGIN + col * (cell_w + GAP), top + row * (cell_h + GAP), tile_w, tile_h)
+        cell = _cell(MARGIN + col * (cell_w + GAP), top + row * (cell_h + GAP), tile_w, tile_h, head_h)
         heads[name], tiles[name], sides[name], captions[name] = cell
     width = 2 * MARGIN + grid_cols * cell_w + (grid_cols - 1) * GAP
     height = top + rows * cell_h + (rows - 1) * GAP + MARGIN
@@ -101,9 +102,9 @@ def panel_layout(shape: tuple[int, int], *, tile_width: int = 480, title: bool =
     return _layout(shape, PANEL_TILES, 2, tile_width, title, "anomaly")
 
 
-def view_layout(shape: tuple[int, int], *, max_width: int = 1024, min_width: int = 360,
+def view_layout(shape: tuple[int, int], *, max_width: int = 1024, min_width: int = 420,
                 title: bool = True) -> FigureLayout:
     """Geometry of one annotated view (map or overlay): the tile at native width clamped to
     [min_width, max_width], its colorbar at the right, a caption below."""
     width = min(max(shape[1], min_width), max_width)
-    return _layout(shape, ("view",), 1, width, title, "view")
+    return _layout(shape, ("view",), 1, width, title, "view", head_h=2 * HEAD_H)  # two-line heading

@@ -28,7 +28,7 @@ from vos_seg.viz.normalize import ScoreNormalizer, to_numpy
 __all__ = ["render_panel", "render_view", "SCORE_LABELS", "score_label"]
 
 SCORE_LABELS = {
-    "energy": "energy  −log Σ exp(logits)",
+    "energy": "energy = −log Σ exp(logits)",
     "weighted_energy": "weighted energy (VOS)",
     "vos_posterior": "VOS outlier probability",
     "msp": "1 − max softmax probability",
@@ -73,7 +73,7 @@ def _tile(fig, layout, name: str, pixels: np.ndarray, head: str, caption: str) -
     ax = fig.add_axes(_rect(layout, box))
     ax.imshow(pixels, interpolation="nearest", aspect="auto")
     ax.set_axis_off()
-    _text(fig, layout, layout.heads[name], head, size=10.5, weight="bold", top=False, chars_per_px=1 / 7.8)
+    _text(fig, layout, layout.heads[name], head, size=10.5, weight="bold", top=False, chars_per_px=1 / 8.8)
     _text(fig, layout, layout.captions[name], caption)
 
 
@@ -97,9 +97,19 @@ def _colorbar(fig, layout, vmin, vmax, cmap, label, threshold, threshold_note) -
     stroke = [patheffects.withStroke(linewidth=4, foreground="black")]
     cax.axhline(shown, color="white", linewidth=2, path_effects=stroke)
     off = " (off scale)" if shown != threshold else ""
-    cax.annotate(f"◀ t = {threshold:.3g}{off}\n{threshold_note}", xy=(1, shown),
-                 xycoords=("axes fraction", "data"), xytext=(52, 0), textcoords="offset points", fontsize=8,
-                 va="center", ha="left", fontweight="bold", linespacing=1.1)
+    # Keep the three-line note inside the bar's height: hang it below the mark near the top, above it near
+    # the bottom; the arrow always sits on the first or last line, level with the mark.
+    position = (shown - vmin) / (vmax - vmin)
+    lines = [f"◀ t = {threshold:.3g}{off}", *threshold_note.split("\n")]
+    va = "center"
+    if position > 0.8:
+        va, dy = "top", 6
+    elif position < 0.2:
+        va, dy, lines = "bottom", -6, [*threshold_note.split("\n"), lines[0]]
+    else:
+        dy = 0
+    cax.annotate("\n".join(lines), xy=(1, shown), xycoords=("axes fraction", "data"), xytext=(52, dy),
+                 textcoords="offset points", fontsize=8, va=va, ha="left", fontweight="bold", linespacing=1.1)
 
 
 def _legend(fig, layout, box: Box, entries: list[tuple[tuple[int, int, int], str]], line_h: int = 17) -> None:
@@ -269,7 +279,8 @@ def render_view(image, score, *, view: str = "map", normalizer: ScoreNormalizer,
         head = f"Anomaly score: {score_label(score_name)} (higher = more anomalous)"
     else:
         pixels = render.overlay(_resize(image, box), small_score, normalizer=fixed, alpha=alpha, cmap=cmap)
-        head = f"Anomaly score over the image (opacity {alpha:g}): {score_label(score_name)}"
+        head = (f"Anomaly score over the image: {score_label(score_name)} (higher = more anomalous; "
+                f"map opacity {alpha:g})")
     t, t_note = _threshold(normalizer, threshold)
     with _figure(layout) as drawing:
         fig = drawing["fig"]
