@@ -185,3 +185,20 @@ def test_functional_conv_equivalence_under_float32(generator):
     ref = F.conv2d(x, conv.weight, conv.bias, padding=1)
     diff = (ours - ref).abs().max().item()
     assert diff < 1e-5, f"max |diff| {diff:.3g}"
+
+
+@pytest.mark.cuda
+def test_head_adapter_does_not_sync_on_cuda():
+    conv = nn.Conv2d(8, 4, 3, padding=1, padding_mode="reflect").cuda().double()  # float64: no TF32 in the check
+    head = HeadAdapter(conv)
+    x = torch.randn(2, 8, 16, 16, device="cuda", dtype=torch.float64)
+    index = torch.randint(0, 2 * 16 * 16, (100,), device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        full = head.logits(head.pixel_features(x).permute(0, 2, 3, 1).reshape(-1, head.feature_dim))
+        picked = head.logits(head.gather_features(x, index))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.testing.assert_close(picked, full[index])
+    torch.testing.assert_close(full, conv(x).permute(0, 2, 3, 1).reshape(-1, 4), rtol=1e-10, atol=1e-10)

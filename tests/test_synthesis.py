@@ -217,3 +217,23 @@ def test_cholesky_failure_modes():
         cholesky_with_jitter(bad)
     with pytest.raises(ValueError, match=r"square \(D, D\) matrix, got shape \(3, 4\)"):
         cholesky_with_jitter(torch.zeros(3, 4))
+
+
+@pytest.mark.cuda
+def test_statistics_and_fast_sampling_do_not_sync_on_cuda():
+    device = torch.device("cuda")
+    g = torch.Generator(device=device).manual_seed(0)
+    features = torch.randn(19, 200, 64, device=device, generator=g)
+    valid = torch.arange(19, device=device) % 3 != 0
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        means, cov = fit_tied_gaussian(features, valid, 1e-4)
+        scale_tril = cholesky_with_jitter(cov, check=False)
+        samples = sample_outliers(means, None, 10000, 2, generator=g, scale_tril=scale_tril)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert samples.shape == (19, 2, 64) and samples.device.type == "cuda" and torch.isfinite(samples).all()
+    # Same law as on the CPU: squared radii beyond the 1% tail of chi2(64) for S=10000.
+    z = torch.linalg.solve_triangular(scale_tril, (samples - means[:, None]).transpose(1, 2), upper=False)
+    assert (z.square().sum(1) > stats.chi2.isf(1e-2, 64)).all()

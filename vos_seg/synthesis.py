@@ -262,12 +262,13 @@ def cholesky_with_jitter(
     dim = cov.shape[0]
     matrix = cov.to(compute_dtype)
     scale = matrix.diagonal().mean().abs().clamp_min(torch.finfo(compute_dtype).tiny)
-    levels = torch.tensor(jitters, dtype=compute_dtype, device=cov.device) * scale
     eye = torch.eye(dim, dtype=compute_dtype, device=cov.device)
-    factors, info = torch.linalg.cholesky_ex(matrix + levels[:, None, None] * eye)
+    # Built from Python floats on the device: a host-to-device copy of the jitter list would synchronise.
+    factors, info = torch.linalg.cholesky_ex(torch.stack([matrix + (level * scale) * eye for level in jitters]))
     ok = info == 0
-    first = torch.argmax(ok.to(torch.int8))  # first success (0 when none: then masked to NaN below)
-    factor = torch.where(ok.any(), factors[first], torch.full_like(factors[first], float("nan")))
+    first = torch.argmax(ok.to(torch.int32)).reshape(1)  # first success (0 when none: masked to NaN below)
+    factor = factors.index_select(0, first)[0]  # index_select, not factors[first]: no .item() on the device
+    factor = torch.where(ok.any(), factor, torch.full_like(factor, float("nan")))
     if check and not bool(ok.any()):
         raise ValueError(
             f"covariance of shape ({dim}, {dim}) is not positive definite even with jitter "

@@ -1,0 +1,91 @@
+"""Benchmark section `synthesis`: the fast virtual-outlier sampler against the published one, and the statistics.
+
+Cases (CPU unless a GPU is present, threads as set by tools/benchmark.py; medians over repeats):
+  - sample_outliers at K=19 classes, D=256, sample_from S=10000, select=1 (the VOS defaults): the published
+    per-class loop (`method="reference"`), the fast sampler given the covariance (includes the batched-jitter
+    Cholesky), and the fast sampler given a precomputed Cholesky factor (what the plugin does per step);
+  - fit_tied_gaussian on K=19 full queues of Q=1000 features of D=256 (float64 and float32 accumulation);
+  - cholesky_with_jitter at D=256 (and D=2048 without --quick).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import torch
+
+from vos_seg.synthesis import cholesky_with_jitter, fit_tied_gaussian, sample_outliers
+
+__all__ = ["run"]
+
+
+def _time_ms(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() in milliseconds (synchronising CUDA around each call)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _problem(num_classes: int, per_class: int, dim: int, device: torch.device, seed: int = 0):
+    g = torch.Generator(device=device).manual_seed(seed)
+    centres = 2.0 * torch.randn(num_classes, 1, dim, generator=g, device=device)
+    mixing = torch.randn(dim, dim, generator=g, device=device) / dim**0.5
+    features = torch.relu(centres + torch.randn(num_classes, per_class, dim, generator=g, device=device) @ mixing)
+    return features
+
+
+def run(quick: bool) -> list[dict]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where = f"{device.type}, {torch.get_num_threads()} threads" if device.type == "cpu" else device.type
+    num_classes, per_class, dim, sample_from, select = 19, 1000, 256, 10000, 1
+    features = _problem(num_classes, per_class, dim, device)
+    valid = torch.ones(num_classes, dtype=torch.bool, device=device)
+    means, cov = fit_tied_gaussian(features, valid, 1e-4)
+    scale_tril = cholesky_with_jitter(cov)
+    g = torch.Generator(device=device).manual_seed(1)
+    rows = []
+
+    print(f"synthesis: reference sampler ({where}) ...", file=sys.stderr, flush=True)
+    ref_ms = _time_ms(lambda: sample_outliers(means, cov, sample_from, select, method="reference", generator=g),
+                      repeats=1 if quick else 3, warmup=0 if quick else 1)
+    size = f"K={num_classes} D={dim} S={sample_from} select={select}"
+    rows.append({"case": f"sample reference (published loop), {size}", "device": where, "ms_per_call": ref_ms,
+                 "speedup_vs_reference": 1.0})
+    print("synthesis: fast sampler ...", file=sys.stderr, flush=True)
+    repeats = 20 if quick else 200
+    fast_cov_ms = _time_ms(lambda: sample_outliers(means, cov, sample_from, select, generator=g), repeats // 4, 2)
+    rows.append({"case": f"sample fast, cov given (incl. Cholesky), {size}", "device": where,
+                 "ms_per_call": fast_cov_ms, "speedup_vs_reference": ref_ms / fast_cov_ms})
+    fast_ms = _time_ms(lambda: sample_outliers(means, None, sample_from, select, generator=g, scale_tril=scale_tril),
+                       repeats, 5)
+    rows.append({"case": f"sample fast, scale_tril given, {size}", "device": where, "ms_per_call": fast_ms,
+                 "speedup_vs_reference": ref_ms / fast_ms})
+
+    print("synthesis: statistics ...", file=sys.stderr, flush=True)
+    stat_repeats = 5 if quick else 30
+    for accumulate in (torch.float64, torch.float32):
+        ms = _time_ms(lambda: fit_tied_gaussian(features, valid, 1e-4, accumulate_dtype=accumulate), stat_repeats)
+        rows.append({"case": f"fit_tied_gaussian K={num_classes} Q={per_class} D={dim}, "
+                             f"{str(accumulate).replace('torch.', '')} accumulation", "device": where,
+                     "ms_per_call": ms})
+    ms = _time_ms(lambda: cholesky_with_jitter(cov), stat_repeats)
+    rows.append({"case": f"cholesky_with_jitter D={dim} (4 jitter levels, float64)", "device": where,
+                 "ms_per_call": ms})
+    if not quick:
+        big = _problem(4, 600, 2048, device, seed=2)  # fewer samples than dims: singular without the ridge
+        _, big_cov = fit_tied_gaussian(big, torch.ones(4, dtype=torch.bool, device=device), 1e-4)
+        ms = _time_ms(lambda: cholesky_with_jitter(big_cov), 3)
+        rows.append({"case": "cholesky_with_jitter D=2048 (4 jitter levels, float64)", "device": where,
+                     "ms_per_call": ms})
+    return rows
