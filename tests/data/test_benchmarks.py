@@ -75,7 +75,8 @@ def test_road_obstacle21_scenes(tmp_path, rng):
 
 def test_smiyc_frames_without_labels(tmp_path, rng):
     smiyc(tmp_path, rng, ids=("airplane0000", "validation0000"), labelled={"validation0000"})
-    with pytest.raises(FileNotFoundError, match=r"1 of 2 frames have no label file, e.g. .*airplane0000_labels_semantic.png.*require_labels=False"):
+    missing = r"1 of 2 frames have no label file, e.g. .*airplane0000_labels_semantic.png.*require_labels=False"
+    with pytest.raises(FileNotFoundError, match=missing):
         open_anomaly_dataset("road_anomaly21", tmp_path)
     ds = open_anomaly_dataset("road_anomaly21", tmp_path, require_labels=False)
     assert ds[0].labels is None and ds[1].labels is not None and ds.read_labels(0) is None

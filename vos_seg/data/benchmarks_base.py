@@ -158,7 +158,10 @@ class AnomalyDataset(Sequence):
         return AnomalyFrame(files.frame_id, image, labels)
 
     def __repr__(self) -> str:
-        return f"AnomalyDataset({self.name!r}, root={str(self.root)!r}, frames={len(self)}, per_image_metrics={self.per_image_metrics})"
+        return (
+            f"AnomalyDataset({self.name!r}, root={str(self.root)!r}, frames={len(self)}, "
+            f"per_image_metrics={self.per_image_metrics})"
+        )
 
 
 # ----------------------------------------------------------------------------- discovery helpers

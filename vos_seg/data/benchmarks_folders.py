@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 
-def _open_smiyc(name: str, root: Path, *, require_labels: bool, scenes: Collection[str] | None = None) -> AnomalyDataset:
+def _open_smiyc(
+    name: str, root: Path, *, require_labels: bool, scenes: Collection[str] | None = None
+) -> AnomalyDataset:
     images = images_by_stem(existing_dir(root / "images", f"{name} images").iterdir())
     if scenes is not None:
         wanted = set(scenes)
@@ -142,6 +144,10 @@ def open_street_hazards(root: str | os.PathLike, *, require_labels: bool = True)
         for stem, path in images_by_stem(town.iterdir()).items():
             candidates.append((f"{town.name}_{stem}", path, ann_dir / town.name / path.name))
     # Numeric file names in numeric order (2.png before 10.png), others after them by name.
-    candidates.sort(key=lambda c: (c[1].parent.name, not c[1].stem.isdigit(), int(c[1].stem) if c[1].stem.isdigit() else 0, c[1].stem))
+    def order(c: tuple[str, Path, Path]) -> tuple:
+        town, stem = c[1].parent.name, c[1].stem
+        return (town, not stem.isdigit(), int(stem) if stem.isdigit() else 0, stem)
+
+    candidates.sort(key=order)
     files = attach_labels("street_hazards", candidates, require_labels=require_labels)
     return AnomalyDataset("street_hazards", root, files, _convert_street_hazards, per_image_metrics=True)

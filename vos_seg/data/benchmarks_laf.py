@@ -52,7 +52,9 @@ LAF_KNOWN_OBJECT_PREFIXES: tuple[str, ...] = (
 _IMAGE_TAG = "_leftImg8bit"
 _LABEL_SUFFIX = "_gtCoarse_labelIds.png"
 
-_convert_laf = lut_converter({0: VOID, 1: 0} | {v: 1 for v in range(2, 201)} | {v: VOID for v in range(201, 256)}, "0..255")
+_convert_laf = lut_converter(
+    {0: VOID, 1: 0} | {v: 1 for v in range(2, 201)} | {v: VOID for v in range(201, 256)}, "0..255"
+)
 
 
 def open_lost_and_found(root: str | os.PathLike, *, selection: str = "test") -> AnomalyDataset:

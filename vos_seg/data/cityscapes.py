@@ -88,7 +88,9 @@ class CityscapesSegmentation(Dataset):
             raise ValueError(f"`label_source` must be 'trainIds' or 'labelIds', got {label_source!r}")
         if label_source == "labelIds":
             if num_classes != 19:
-                raise ValueError(f"label_source='labelIds' maps to the 19 Cityscapes train ids; got num_classes={num_classes}")
+                raise ValueError(
+                    f"label_source='labelIds' maps to the 19 Cityscapes train ids; got num_classes={num_classes}"
+                )
             if outlier_value is not None:
                 raise ValueError("`outlier_value` is only supported with label_source='trainIds'")
         check_reader_args(num_classes, ignore_index, outlier_value)
