@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import validate_anomaly_labels
-from .folder import IMAGE_SUFFIXES
-from .io import read_label, read_rgb
+from .io import IMAGE_SUFFIXES, read_label, read_rgb
 
 __all__ = ["AnomalyFrame", "AnomalyDataset", "FrameFiles", "LabelConverter", "lut_converter"]
 

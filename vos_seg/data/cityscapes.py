@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .folder import IMAGE_SUFFIXES, check_reader_args, load_target, make_item
-from .io import read_label, read_rgb
+from .folder import check_reader_args, load_target, make_item
+from .io import IMAGE_SUFFIXES, read_label, read_rgb
 
 __all__ = ["CityscapesSegmentation", "CITYSCAPES_CLASSES", "LABEL_ID_TO_TRAIN_ID"]
 

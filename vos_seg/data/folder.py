@@ -13,13 +13,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..labels import check_ignore_index, validate_target
-from .io import read_label, read_rgb
+from .io import IMAGE_SUFFIXES, read_label, read_rgb
 from .transforms import image_to_tensor
 
-__all__ = ["FolderSegmentation", "IMAGE_SUFFIXES"]
-
-#: Image file extensions the readers pick up (lower case).
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
+__all__ = ["FolderSegmentation"]
 
 Transform = Callable[..., dict]
 

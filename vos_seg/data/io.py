@@ -14,9 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["read_rgb", "read_label"]
+__all__ = ["IMAGE_SUFFIXES", "read_rgb", "read_label"]
 
 PathLike = str | os.PathLike
+
+#: Image file extensions the readers pick up (lower case).
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def _decode(path: PathLike) -> np.ndarray:
