@@ -56,9 +56,10 @@ class Camera:
 
     def project(self, u, z, h=0.0) -> np.ndarray:
         """Project broadcastable arrays of (u, z, h) to pixel coordinates, shape (..., 2)."""
-        u, z, h = np.broadcast_arrays(np.asarray(u, np.float64), np.asarray(z, np.float64), np.asarray(h, np.float64))
-        x = self.cx + self.f * u / z
-        y = self.horizon + self.f * (self.cam_h - h) / z
+        z = np.asarray(z, np.float64)
+        x = self.cx + self.f * np.asarray(u, np.float64) / z
+        y = self.horizon + self.f * (self.cam_h - np.asarray(h, np.float64)) / z
+        x, y = np.broadcast_arrays(x, y)
         return np.clip(np.stack([x, y], axis=-1), -_LIMIT, _LIMIT)
 
     def ground_quad(self, u0: float, u1: float, z0: float, z1: float) -> np.ndarray:
@@ -161,10 +162,9 @@ class Canvas:
         if shade is not None:
             ramp = np.linspace(shade[0], shade[1], y1 - y0, dtype=np.float32)[:, None, None]
             col = col * ramp
-        col = np.broadcast_to(col, (y1 - y0, x1 - x0, 3))
-        self.image[y0:y1, x0:x1][mask] = col[mask]
+        np.copyto(self.image[y0:y1, x0:x1], col, where=mask[..., None])
         if label is not None:
-            self.labels[y0:y1, x0:x1][mask] = label
+            np.copyto(self.labels[y0:y1, x0:x1], np.uint8(label), where=mask)
 
 
 def finish_image(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
