@@ -23,9 +23,9 @@ import torch
 from vos_seg.metrics._inputs import check_void_label, prepare_inputs
 
 __all__ = [
-    "MANTISSA_BITS",
-    "MIN_EXPONENT",
-    "MAX_EXPONENT",
+    "FINE_BITS",
+    "FINE_RANGE",
+    "COARSE_BITS",
     "NUM_BUCKETS",
     "score_buckets",
     "bucket_lower_bounds",
@@ -36,28 +36,32 @@ __all__ = [
     "pixel_metrics",
 ]
 
-#: Mantissa bits kept in a bucket: scores closer than ``2**-14`` relative may share a bucket.
-MANTISSA_BITS = 14
-#: Magnitudes below ``2**-64`` share the bucket of 0; magnitudes from ``2**64`` on share the outermost bucket.
-MIN_EXPONENT, MAX_EXPONENT = -64, 64
-#: Buckets per class in the :class:`PixelMetrics` histogram (sign, 7 exponent bits, ``MANTISSA_BITS``).
-NUM_BUCKETS = 2 * ((MAX_EXPONENT - MIN_EXPONENT) << MANTISSA_BITS)
-_DROP = 23 - MANTISSA_BITS
-_LOW = (MIN_EXPONENT + 127) << 23  # float32 bits of 2**MIN_EXPONENT
-_SPAN = ((MAX_EXPONENT - MIN_EXPONENT) << 23) - 1
-_HALF = NUM_BUCKETS // 2
+#: Mantissa bits kept for magnitudes in ``[2**FINE_RANGE[0], 2**FINE_RANGE[1])``, where most scores live
+#: (probabilities, energies, logits): two such scores share a bucket only if closer than ``2**-16`` relative.
+FINE_BITS = 16
+FINE_RANGE = (-8, 16)
+#: Mantissa bits kept for all other magnitudes (still more than float16's 10).
+COARSE_BITS = 11
+_FINE_DROP, _COARSE_DROP = 23 - FINE_BITS, 23 - COARSE_BITS
+_L0, _L1 = (FINE_RANGE[0] + 127) << 23, (FINE_RANGE[1] + 127) << 23  # float32 bits of the fine range's ends
+_C0 = _L0 >> _COARSE_DROP  # codes below the fine range
+_C1 = (_L1 - _L0) >> _FINE_DROP  # codes in the fine range
+_HALF = 1 << 21  # magnitude codes per sign (the largest finite float32 has code 2_045_951)
+#: Buckets per class in the :class:`PixelMetrics` histogram (negative scores, then non-negative ones).
+NUM_BUCKETS = 2 * _HALF
 _MAX_FINITE = 0x7F7FFFFF
 
 
 def score_buckets(scores: torch.Tensor) -> torch.Tensor:
     """Map float32 scores to int32 buckets in ``[0, NUM_BUCKETS)``, monotone non-decreasing in the score.
 
-    The magnitude bits of a float32 (exponent and mantissa) are an integer in the order of the magnitudes; clamped
-    to ``[2**MIN_EXPONENT, 2**MAX_EXPONENT)`` and cut to their top bits they give a magnitude code, negated
-    (one's complement) for negative scores, so that the bucket order is the score order. ``-0.0`` is first turned
-    into ``+0.0`` so that the two tie. Two scores share a bucket iff they have the same sign and agree in exponent
-    and the first ``MANTISSA_BITS`` mantissa bits (relative difference below ``2**-14``), or both lie beyond the
-    clamped range: every float16 value has a bucket of its own.
+    The magnitude bits of a float32 (exponent and mantissa, read as an integer) are in the order of the
+    magnitudes. Their top bits give a magnitude code: the top ``8 + FINE_BITS`` bits for magnitudes in
+    ``[2**-8, 2**16)``, the top ``8 + COARSE_BITS`` bits elsewhere (a piecewise, monotone cut, so no float32 is
+    clamped). Negative scores take the one's complement of the code, which puts them below all non-negative scores
+    in reverse order; ``-0.0`` is first turned into ``+0.0`` so that the two tie. Scores share a bucket only if
+    they have the same sign and exponent and differ by less than ``2**-16`` (fine range) or ``2**-11`` (elsewhere)
+    relative to their exponent's power of two: every float16 value has a bucket of its own.
 
     Shape:
         scores: any shape, float32. Returns the same shape, int32.
@@ -67,12 +71,23 @@ def score_buckets(scores: torch.Tensor) -> torch.Tensor:
     bits = (scores + 0.0).view(torch.int32)  # a fresh tensor; +0.0 maps -0.0 to +0.0 so that the two tie
     sign = bits >> 31  # 0 or -1
     bits &= 0x7FFFFFFF
-    bits -= _LOW
-    bits.clamp_(0, _SPAN)
-    bits >>= _DROP
-    bits ^= sign  # negative scores: -code - 1, in reverse order below all non-negative scores
-    bits += _HALF
-    return bits
+    code = bits.clamp(max=_L0) >> _COARSE_DROP
+    code += (bits.clamp(_L0, _L1) - _L0) >> _FINE_DROP
+    bits.clamp_(min=_L1)
+    bits -= _L1
+    bits >>= _COARSE_DROP
+    code += bits
+    code ^= sign  # negative scores: -code - 1
+    code += _HALF
+    return code
+
+
+def _smallest_magnitude(code: np.ndarray) -> np.ndarray:
+    return np.where(
+        code < _C0,
+        code << _COARSE_DROP,
+        np.where(code < _C0 + _C1, _L0 + ((code - _C0) << _FINE_DROP), _L1 + ((code - _C0 - _C1) << _COARSE_DROP)),
+    )
 
 
 def bucket_lower_bounds(buckets: np.ndarray) -> np.ndarray:
@@ -80,10 +95,8 @@ def bucket_lower_bounds(buckets: np.ndarray) -> np.ndarray:
     key = np.asarray(buckets, dtype=np.int64) - _HALF
     negative = key < 0
     code = np.where(negative, ~key, key)
-    smallest = np.where(code == 0, 0, (code << _DROP) + _LOW)  # smallest magnitude of a non-negative bucket
-    # largest finite magnitude of the code; the outermost code also holds every magnitude beyond 2**MAX_EXPONENT
-    largest = np.where(code == _HALF - 1, _MAX_FINITE, ((code + 1) << _DROP) + _LOW - 1)
-    bits = np.where(negative, largest | np.int64(0x80000000), smallest).astype(np.uint32)
+    largest = np.minimum(_smallest_magnitude(code + 1) - 1, _MAX_FINITE)
+    bits = np.where(negative, largest | np.int64(0x80000000), _smallest_magnitude(code)).astype(np.uint32)
     return bits.view(np.float32)
 
 
