@@ -149,6 +149,9 @@ class VOS(nn.Module):
         self.__dict__["adapter"] = adapter
         self.loss = VOSSegLoss(num_classes, alpha, ignore_index, "mean", balanced, validate=validate)
         self._mask_arg = "outlier_mask" in inspect.signature(self.loss.forward).parameters
+        # The weighted energy reads weights_energy.weight only; a bias that never gets a gradient would make a
+        # DistributedDataParallel-wrapped plugin fail ("parameters that were not used in producing loss").
+        self.loss.weights_energy.bias.requires_grad_(False)
 
         dim, weight = adapter.feature_dim, adapter.conv.weight
         factory = {"device": weight.device}
