@@ -213,7 +213,8 @@ def generate_world(root: str | os.PathLike, *, num_train: int, num_val: int, num
         for job in jobs:
             _write_item(job)
     else:
-        with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+        # One OpenCV thread per worker: the processes are the parallelism, more threads only oversubscribe.
+        with ProcessPoolExecutor(max_workers=int(workers), initializer=cv2.setNumThreads, initargs=(1,)) as pool:
             list(pool.map(_write_item, jobs, chunksize=max(len(jobs) // (8 * int(workers)), 1)))
     manifest["complete"] = True
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
