@@ -1,6 +1,7 @@
 """Render anomaly heatmaps of a trained vos-seg checkpoint: one PNG per image, score and view.
 
-Writes ``<out>/<score>/<view>/<frame_id>.png`` (views: map, overlay, panel) and ``<out>/<score>/normalizer.json``
+Writes ``<out>/<score>/<view>/<frame_id>.png`` (views: map, overlay, panel; ``--flat``:
+``<out>/<frame_id>_<score>_<view>.png``) and ``<out>/<score>/normalizer.json``
 (the shared colour range and threshold). Colours are shared across all images: by default the 1st-99th
 percentiles of the scores of the whole input set (calibrated on in-distribution pixels when a labelled dataset
 is given); ``--per-image`` stretches each image on its own and says so in the picture.
@@ -54,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cmap", default="inferno", help="matplotlib colormap (default inferno)")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the map in the overlay view")
     parser.add_argument("--plain", action="store_true", help="map/overlay as bare HxW images, without annotations")
+    parser.add_argument("--flat", action="store_true", help="write <out>/<frame_id>_<score>_<view>.png (no subfolders)")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
     parser.add_argument("--mode", choices=("whole", "slide"), default="whole", help="whole image or sliding window")
@@ -94,7 +96,7 @@ def options_from_args(args: argparse.Namespace):
         percentiles=tuple(args.percentiles) if args.percentiles else (1.0, 99.0), thresholds=thresholds,
         cmap=args.cmap, alpha=args.alpha, batch_size=args.batch_size, mode=args.mode, crop_size=tuple(args.crop),
         scale=args.scale, amp=args.amp, plain=args.plain, save_npy=args.save_npy, submission_dir=args.submission,
-        dataset_name=args.dataset or "images", method_name=args.method_name)
+        dataset_name=args.dataset or "images", method_name=args.method_name, flat=args.flat)
 
 
 def main(argv=None) -> int:

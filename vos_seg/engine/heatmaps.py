@@ -44,6 +44,7 @@ class HeatmapOptions:
         plain: write map/overlay views as bare (H, W) images without title, colorbar and caption.
         save_npy: also keep raw float32 maps at ``<out>/<score>/npy/<frame_id>.npy``.
         submission_dir: write SegmentMeIfYouCan HDF5 maps there (method ``<method_name>_<score>``).
+        flat: write PNGs as ``<out>/<frame_id>_<score>_<view>.png`` instead of ``<out>/<score>/<view>/<id>.png``.
     """
 
     scores: Sequence[str] = ("energy",)
@@ -65,6 +66,7 @@ class HeatmapOptions:
     submission_dir: str | os.PathLike | None = None
     dataset_name: str = "images"
     method_name: str = "vos_seg"
+    flat: bool = False
 
 
 @dataclass
@@ -152,7 +154,8 @@ def _fit_sml(model, inputs, options, report, tqdm):
 
 def make_heatmaps(model, inputs: Sequence[HeatmapInput], out_dir: str | os.PathLike,
                   options: HeatmapOptions | None = None, *, progress: bool = True) -> HeatmapReport:
-    """Render anomaly heatmaps of ``inputs`` with a loaded model, writing ``<out>/<score>/<view>/<id>.png``.
+    """Render anomaly heatmaps of ``inputs`` with a loaded model, writing ``<out>/<score>/<view>/<id>.png``
+    (``<out>/<id>_<score>_<view>.png`` with ``options.flat``).
 
     Args:
         model: a :class:`vos_seg.engine.checkpoint.InferenceModel` (``load_inference_model``).
@@ -263,4 +266,6 @@ def _render(item, image, labels, maps, prediction, model, options, report, out_d
             else:
                 rgb = render_view(image, score, view=view, normalizer=normalizer, alpha=options.alpha,
                                   cmap=options.cmap, title=title, score_name=name, threshold=threshold)
-            report.written.append(write_png(out_dir / name / view / f"{item.frame_id}.png", rgb))
+            path = (out_dir / f"{item.frame_id}_{name}_{view}.png" if options.flat
+                    else out_dir / name / view / f"{item.frame_id}.png")
+            report.written.append(write_png(path, rgb))

@@ -70,9 +70,9 @@ def _text(fig, layout, box: Box, text: str, *, size=9.0, weight="normal", top=Tr
 
 def _tile(fig, layout, name: str, pixels: np.ndarray, head: str, caption: str) -> None:
     box = layout.tiles[name]
-    ax = fig.add_axes(_rect(layout, box))
-    ax.imshow(pixels, interpolation="nearest", aspect="auto")
-    ax.set_axis_off()
+    assert pixels.shape[:2] == (box.height, box.width), (pixels.shape, box)  # tiles are resized beforehand
+    # figimage pastes the pixels 1:1 at a pixel offset (from the bottom-left): no resampling, no axes.
+    fig.figimage(pixels, xo=box.x0, yo=layout.height - box.y1, origin="upper")
     _text(fig, layout, layout.heads[name], head, size=10.5, weight="bold", top=False, chars_per_px=1 / 8.8)
     _text(fig, layout, layout.captions[name], caption)
 
@@ -113,21 +113,25 @@ def _colorbar(fig, layout, vmin, vmax, cmap, label, threshold, threshold_note) -
 
 
 def _legend(fig, layout, box: Box, entries: list[tuple[tuple[int, int, int], str]], line_h: int = 17) -> None:
-    ax = fig.add_axes(_rect(layout, box))
-    ax.set_xlim(0, box.width)
-    ax.set_ylim(box.height, 0)
-    ax.set_axis_off()
+    """Colour swatches and names in figure pixels (no axes: cheaper, and nothing to hide)."""
     fits = max(1, box.height // line_h)
     if len(entries) > fits:
         entries = entries[: fits - 1] + [((255, 255, 255), f"+ {len(entries) - fits + 1} more")]
+
+    def at(x, y):  # top-left pixel coordinates -> figure fraction
+        return (box.x0 + x) / layout.width, 1 - (box.y0 + y) / layout.height
+
     for row, (color, label) in enumerate(entries):
         y = row * line_h + 2
         rgb = np.array(color) / 255
         if "outline" in label:  # drawn as the outline it stands for
-            ax.add_patch(Rectangle((1, y + 1), 11, 10, facecolor="none", edgecolor=rgb, linewidth=2))
+            patch = Rectangle(at(1, y + 11), 11 / layout.width, 10 / layout.height, facecolor="none",
+                              edgecolor=rgb, linewidth=2, transform=fig.transFigure)
         else:
-            ax.add_patch(Rectangle((0, y), 13, 12, facecolor=rgb, edgecolor="black", linewidth=0.6))
-        ax.text(18, y + 6, label, fontsize=8.5, va="center", ha="left")
+            patch = Rectangle(at(0, y + 12), 13 / layout.width, 12 / layout.height, facecolor=rgb,
+                              edgecolor="black", linewidth=0.6, transform=fig.transFigure)
+        fig.add_artist(patch)
+        fig.text(*at(18, y + 6), label, fontsize=8.5, va="center", ha="left")
 
 
 def _threshold(normalizer: ScoreNormalizer, threshold: float | None) -> tuple[float | None, str]:
