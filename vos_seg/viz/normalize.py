@@ -36,28 +36,50 @@ def to_numpy(array, name: str = "score") -> np.ndarray:
 
 
 class _Reservoir:
-    """Uniform subsample without replacement of at most ``capacity`` values seen over many updates."""
+    """Uniform subsample without replacement of at most ``capacity`` values seen over many updates.
+
+    Bottom-k sampling: each value gets a uniform random key and the ``capacity`` smallest keys are kept. The
+    buffer may grow to twice the capacity between compactions (amortised O(1) per value); values whose key is
+    above the k-th smallest key at the last compaction can never be kept and are dropped on arrival.
+    """
 
     def __init__(self, capacity: int, rng: np.random.Generator):
         self.capacity = capacity
         self.rng = rng
-        self.values = np.empty(0, np.float64)
-        self.keys = np.empty(0, np.float64)
+        self._values: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []
+        self._size = 0
+        self._cutoff = np.inf  # k-th smallest key at the last compaction (inf until the buffer was full)
         self.seen = 0
 
     def add(self, values: np.ndarray) -> None:
-        values = values.astype(np.float64, copy=False).ravel()
+        values = values.ravel()
         self.seen += values.size
         keys = self.rng.random(values.size)
-        if self.values.size >= self.capacity:
-            # Keys above the current k-th smallest can never enter; dropping them first keeps updates cheap.
-            keep = keys < self.keys.max()
+        if np.isfinite(self._cutoff):
+            keep = keys < self._cutoff
             values, keys = values[keep], keys[keep]
-        self.values = np.concatenate([self.values, values])
-        self.keys = np.concatenate([self.keys, keys])
-        if self.values.size > self.capacity:
-            index = np.argpartition(self.keys, self.capacity - 1)[: self.capacity]
-            self.values, self.keys = self.values[index], self.keys[index]
+        self._values.append(values.astype(np.float64))
+        self._keys.append(keys)
+        self._size += values.size
+        if self._size > 2 * self.capacity:
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self._values:
+            return
+        values, keys = np.concatenate(self._values), np.concatenate(self._keys)
+        if values.size > self.capacity:
+            index = np.argpartition(keys, self.capacity - 1)[: self.capacity]
+            values, keys = values[index], keys[index]
+            self._cutoff = keys.max()
+        self._values, self._keys, self._size = [values], [keys], values.size
+
+    @property
+    def values(self) -> np.ndarray:
+        """The kept sample (at most ``capacity`` values, float64)."""
+        self._compact()
+        return self._values[0] if self._values else np.empty(0, np.float64)
 
 
 class ScoreNormalizer:
@@ -73,7 +95,8 @@ class ScoreNormalizer:
             (over all valid pixels of the dataset; of the image itself in ``"per_image"`` mode).
         tpr: in ``"calibrated"`` mode, the fraction of in-distribution pixels that fall at or below
             :attr:`threshold` (0.95: the score at 95% TPR of in-distribution pixels).
-        max_samples: size of the random subsample kept for dataset statistics (memory: 16 bytes each).
+        max_samples: size of the random subsample kept for dataset statistics (memory: up to about 64 bytes
+            per sample at peak, per reservoir; calibrated mode keeps two).
         seed: seed of the numpy generator drawing that subsample (no global RNG is touched).
 
     Shape:
