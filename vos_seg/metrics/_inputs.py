@@ -62,8 +62,9 @@ def prepare_inputs(
     validate_anomaly_labels(labels_t, void_label)
     labels_t = labels_t.to(scores_t.device)
     scores_f = scores_t if scores_t.dtype == torch.float32 else scores_t.to(torch.float32)
-    finite = torch.isfinite(scores_f)
-    bad = ~finite & (labels_t != void_label)
+    if bool(torch.isfinite(scores_f).all()):  # the common case costs one pass
+        return scores_f, labels_t
+    bad = ~torch.isfinite(scores_f) & (labels_t != void_label)
     if bool(bad.any()):
         values = scores_f[bad]
         num_nan = int(torch.isnan(values).sum())

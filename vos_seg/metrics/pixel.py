@@ -131,7 +131,7 @@ class PixelMetrics(AdditiveState):
         for start in range(0, scores.numel(), _CHUNK):
             chunk_labels = labels[start : start + _CHUNK]
             index = score_buckets(scores[start : start + _CHUNK])
-            index += (chunk_labels == 1).to(torch.int32) * NUM_BUCKETS
+            index.add_(chunk_labels == 1, alpha=NUM_BUCKETS)
             index.masked_fill_(chunk_labels == self.void_label, 2 * NUM_BUCKETS)  # the void slot
             self.hist.index_add_(0, index, ones.expand(index.numel()))
 
