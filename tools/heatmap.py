@@ -48,7 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     norm.add_argument("--percentiles", nargs=2, type=float, metavar=("LO", "HI"),
                       help="colour range from these percentiles of all input pixels (default 1 99)")
     norm.add_argument("--calibrate", action="store_true",
-                      help="threshold at 95%% TPR of in-distribution pixels (needs --dataset labels); default with --dataset")
+                      help="threshold at 95%% TPR of in-distribution pixels (needs --dataset labels); "
+                           "the default with --dataset")
     norm.add_argument("--per-image", action="store_true", help="stretch each image to its own range (labelled)")
     parser.add_argument("--threshold", nargs="+", type=float, metavar="T",
                         help="detection threshold on the raw score: one value, or one per --scores entry")

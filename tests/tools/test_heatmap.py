@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from vos_seg.engine.checkpoint import save_checkpoint
 from vos_seg.engine.heatmap_inputs import collect_images

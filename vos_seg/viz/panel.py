@@ -198,8 +198,8 @@ def render_panel(image, score, *, normalizer: ScoreNormalizer, prediction=None, 
         _segmentation(fig, layout, prediction, palette, class_names, score.shape)
         # The range comes from the full-resolution map (per-image mode included), then colours the tile.
         colors = render.apply_colormap(ScoreNormalizer.fixed(vmin, vmax)(small_score), cmap)
-        _tile(fig, layout, "anomaly", colors, f"Anomaly score: {score_label(score_name)}\n(higher = more anomalous)",
-              _map_caption(normalizer, score))
+        head = f"Anomaly score: {score_label(score_name)} (higher = more anomalous)"
+        _tile(fig, layout, "anomaly", colors, head, _map_caption(normalizer, score))
         _colorbar(fig, layout, vmin, vmax, cmap, _bar_label(normalizer, score_name), t, t_note)
         _detection(fig, layout, small_image, small_score, score, labels, t)
     return drawing["pixels"]
