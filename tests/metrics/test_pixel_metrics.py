@@ -1,5 +1,7 @@
 """PixelMetrics against scikit-learn on hard inputs; streaming, sharding, dtypes, per-image mode and errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -243,3 +245,17 @@ def test_cuda_inputs_keep_state_on_device(rng):
     on_cpu.update(torch.from_numpy(scores).half(), labels)
     assert on_gpu.device.type == "cuda"
     assert on_gpu.compute() == on_cpu.compute()
+
+
+def test_read_only_and_strided_numpy_inputs(rng):
+    scores, labels = make_case("binary", rng, n=4_000)
+    scores, labels = scores.reshape(40, 100), labels.reshape(40, 100)
+    expected = PixelMetrics()
+    expected.update(scores[:, ::2].copy(), labels[:, ::2].copy())
+    read_only = scores.copy()
+    read_only.setflags(write=False)
+    metric = PixelMetrics()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "non-writable array" warning from torch
+        metric.update(read_only[:, ::2], labels[:, ::2])
+    assert metric.compute() == expected.compute()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -21,7 +23,9 @@ def as_tensor(value: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         if not value.flags.c_contiguous or not value.dtype.isnative:
             value = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
-        return torch.from_numpy(value)
+        with warnings.catch_warnings():  # read-only arrays (memory maps, broadcasts) are fine: nothing writes to them
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            return torch.from_numpy(value)
     raise TypeError(f"expected `{name}` as numpy array or torch.Tensor, got {type(value).__name__}")
 
 
