@@ -107,7 +107,7 @@ def sample_outliers(
     Args:
         means: class means mu_k.
         cov: tied covariance; or None when ``scale_tril`` is given. With ``method="fast"`` it is factorised by
-            ``cholesky_with_jitter(cov)`` (one host sync to check the factorisation); pass ``scale_tril``
+            ``cholesky_with_jitter(cov)`` (check=True: a host sync per jitter level tried); pass ``scale_tril``
             to amortise the factorisation and stay sync-free.
         sample_from: S, draws per class (VOS: 10000).
         select: how many of the least likely draws to keep per class (VOS: 1).
@@ -236,16 +236,20 @@ def cholesky_with_jitter(
     """Lower Cholesky factor of ``cov + j * mean(diag(cov)) * I`` for the smallest jitter j that works.
 
     VOS's published code fails on some covariances (deeplearning-wisc/vos issue #7: a 2048-d covariance "not
-    positive definite"). Here all jitter levels are factorised at once with ``torch.linalg.cholesky_ex`` (one
-    batched call) and the first that succeeded is picked on the device, so the factorisation itself never
-    synchronises with the host. Only ``check=True`` adds one host sync, to raise if every level failed; with
-    ``check=False`` a total failure returns a factor of NaNs (samples and loss become NaN, which AMP's scaler
-    skips). Jitters are relative to the mean variance, so they do not depend on the features' scale.
+    positive definite"); here the jitter is raised until ``torch.linalg.cholesky_ex`` succeeds. Two modes:
+
+    - ``check=False`` (training hot path): all levels are factorised in one batched call and the first success
+      is picked on the device: no host sync, at the cost of ``len(jitters)`` factorisations. If every level
+      fails the factor is NaN (samples and loss become NaN, which AMP's scaler skips).
+    - ``check=True``: levels are tried one after the other with one host sync each (one factorisation and one
+      sync when the matrix is positive definite), raising ValueError if every level fails.
+
+    Jitters are relative to the mean variance, so they do not depend on the features' scale.
 
     Args:
         cov: symmetric covariance.
         jitters: increasing relative jitter levels to try, starting with 0.
-        check: raise ValueError (one host sync) if every level failed.
+        check: try levels sequentially (host syncs) and raise if all fail; else the sync-free batched mode.
         compute_dtype: precision of the factorisation (float64 default); the factor is returned in cov's dtype.
 
     Shape:
@@ -263,15 +267,19 @@ def cholesky_with_jitter(
     matrix = cov.to(compute_dtype)
     scale = matrix.diagonal().mean().abs().clamp_min(torch.finfo(compute_dtype).tiny)
     eye = torch.eye(dim, dtype=compute_dtype, device=cov.device)
+    if check:
+        for level in jitters:
+            factor, info = torch.linalg.cholesky_ex(matrix + (level * scale) * eye)
+            if int(info) == 0:  # host sync
+                return factor.to(cov.dtype)
+        raise ValueError(
+            f"covariance of shape ({dim}, {dim}) is not positive definite even with jitter "
+            f"{jitters[-1]:g} x mean variance (non-finite entries: {int((~torch.isfinite(cov)).sum())})"
+        )
     # Built from Python floats on the device: a host-to-device copy of the jitter list would synchronise.
     factors, info = torch.linalg.cholesky_ex(torch.stack([matrix + (level * scale) * eye for level in jitters]))
     ok = info == 0
     first = torch.argmax(ok.to(torch.int32)).reshape(1)  # first success (0 when none: masked to NaN below)
     factor = factors.index_select(0, first)[0]  # index_select, not factors[first]: no .item() on the device
     factor = torch.where(ok.any(), factor, torch.full_like(factor, float("nan")))
-    if check and not bool(ok.any()):
-        raise ValueError(
-            f"covariance of shape ({dim}, {dim}) is not positive definite even with jitter "
-            f"{jitters[-1]:g} x mean variance (non-finite entries: {int((~torch.isfinite(cov)).sum())})"
-        )
     return factor.to(cov.dtype)

@@ -5,7 +5,7 @@ Cases (CPU unless a GPU is present, threads as set by tools/benchmark.py; median
     per-class loop (`method="reference"`), the fast sampler given the covariance (includes the batched-jitter
     Cholesky), and the fast sampler given a precomputed Cholesky factor (what the plugin does per step);
   - fit_tied_gaussian on K=19 full queues of Q=1000 features of D=256 (float64 and float32 accumulation);
-  - cholesky_with_jitter at D=256 (and D=2048 without --quick).
+  - cholesky_with_jitter at D=256 in both modes (and the batched mode at D=2048 without --quick).
 """
 
 from __future__ import annotations
@@ -60,22 +60,27 @@ def run(quick: bool) -> list[dict]:
     g = torch.Generator(device=device).manual_seed(1)
     rows = []
 
-    print(f"synthesis: reference sampler ({where}) ...", file=sys.stderr, flush=True)
-    ref_ms, ref_best = _time_ms(lambda: sample_outliers(means, cov, sample_from, select, method="reference", generator=g),
-                      repeats=1 if quick else 3, warmup=0 if quick else 1)
+    def reference():
+        return sample_outliers(means, cov, sample_from, select, method="reference", generator=g)
+
+    def fast_given_cov():
+        return sample_outliers(means, cov, sample_from, select, generator=g)
+
+    def fast_given_factor():
+        return sample_outliers(means, None, sample_from, select, generator=g, scale_tril=scale_tril)
+
     size = f"K={num_classes} D={dim} S={sample_from} select={select}"
+    print(f"synthesis: reference sampler ({where}) ...", file=sys.stderr, flush=True)
+    ref_ms, ref_best = _time_ms(reference, repeats=1 if quick else 3, warmup=0 if quick else 1)
     rows.append({"case": f"sample reference (published loop), {size}", "device": where, "ms_per_call": ref_ms,
                  "ms_best": ref_best, "speedup_vs_reference": 1.0, "speedup_best": 1.0})
     print("synthesis: fast sampler ...", file=sys.stderr, flush=True)
     repeats = 20 if quick else 200
-    fast_cov_ms, fast_cov_best = _time_ms(lambda: sample_outliers(means, cov, sample_from, select, generator=g), repeats // 4, 2)
-    rows.append({"case": f"sample fast, cov given (incl. Cholesky), {size}", "device": where,
-                 "ms_per_call": fast_cov_ms, "ms_best": fast_cov_best, "speedup_vs_reference": ref_ms / fast_cov_ms,
-                 "speedup_best": ref_best / fast_cov_best})
-    fast_ms, fast_best = _time_ms(lambda: sample_outliers(means, None, sample_from, select, generator=g, scale_tril=scale_tril),
-                       repeats, 5)
-    rows.append({"case": f"sample fast, scale_tril given, {size}", "device": where, "ms_per_call": fast_ms,
-                 "ms_best": fast_best, "speedup_vs_reference": ref_ms / fast_ms, "speedup_best": ref_best / fast_best})
+    for label, fn, count in (("cov given (incl. Cholesky)", fast_given_cov, repeats // 4),
+                             ("scale_tril given", fast_given_factor, repeats)):
+        ms, best = _time_ms(fn, count, warmup=2)
+        rows.append({"case": f"sample fast, {label}, {size}", "device": where, "ms_per_call": ms, "ms_best": best,
+                     "speedup_vs_reference": ref_ms / ms, "speedup_best": ref_best / best})
 
     print("synthesis: statistics ...", file=sys.stderr, flush=True)
     stat_repeats = 5 if quick else 30
@@ -85,13 +90,14 @@ def run(quick: bool) -> list[dict]:
         rows.append({"case": f"fit_tied_gaussian K={num_classes} Q={per_class} D={dim}, "
                              f"{str(accumulate).replace('torch.', '')} accumulation", "device": where,
                      "ms_per_call": ms, "ms_best": best})
-    ms, best = _time_ms(lambda: cholesky_with_jitter(cov), stat_repeats)
-    rows.append({"case": f"cholesky_with_jitter D={dim} (4 jitter levels, float64)", "device": where,
-                 "ms_per_call": ms, "ms_best": best})
+    for check, label in ((False, "batched 4 levels, no sync"), (True, "sequential, PD at level 0")):
+        ms, best = _time_ms(lambda: cholesky_with_jitter(cov, check=check), stat_repeats)
+        rows.append({"case": f"cholesky_with_jitter D={dim} float64, {label}", "device": where,
+                     "ms_per_call": ms, "ms_best": best})
     if not quick:
-        big = _problem(4, 600, 2048, device, seed=2)  # fewer samples than dims: singular without the ridge
+        big = _problem(4, 400, 2048, device, seed=2)  # 1600 samples < 2048 dims: singular without the ridge
         _, big_cov = fit_tied_gaussian(big, torch.ones(4, dtype=torch.bool, device=device), 1e-4)
-        ms, best = _time_ms(lambda: cholesky_with_jitter(big_cov), 3)
-        rows.append({"case": "cholesky_with_jitter D=2048 (4 jitter levels, float64)", "device": where,
+        ms, best = _time_ms(lambda: cholesky_with_jitter(big_cov, check=False), 3)
+        rows.append({"case": "cholesky_with_jitter D=2048 float64, batched 4 levels, no sync", "device": where,
                      "ms_per_call": ms, "ms_best": best})
     return rows
