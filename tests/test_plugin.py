@@ -92,7 +92,7 @@ def test_enqueued_features_are_head_pixel_features_of_their_class(builder, strid
 
 def test_statistics_match_a_float64_reference(generator):
     model = tiny_unet()
-    vos = VOS(model, K, queue_size=16, pixels_per_class=8, cov_eps=1e-3, generator=generator)
+    vos = VOS(model, K, queue_size=16, pixels_per_class=8, cov_eps=1e-3, refresh_every=1, generator=generator)
     for _ in range(3):
         images, target = batch(generator)
         target[target == 3] = 2  # class 3 never appears
@@ -115,7 +115,7 @@ def test_statistics_match_a_float64_reference(generator):
 
 def test_no_virtual_outliers_until_a_queue_is_full(generator):
     model = tiny_unet()
-    vos = VOS(model, K, queue_size=24, pixels_per_class=8, generator=generator)
+    vos = VOS(model, K, queue_size=24, pixels_per_class=8, refresh_every=1, generator=generator)
     for call in range(4):
         images, target = batch(generator)
         logits = model(images)
@@ -161,7 +161,7 @@ def test_gradient_reaches_head_weights_through_virtual_outliers(generator):
 
 def test_real_outliers_join_the_regulariser_and_are_never_enqueued(generator):
     model = tiny_unet()
-    vos = VOS(model, K, queue_size=8, pixels_per_class=8, generator=generator)
+    vos = VOS(model, K, queue_size=8, pixels_per_class=8, refresh_every=1, generator=generator)
     images, target = batch(generator)
     outliers_only = torch.where(target == 0, -1, 255)
     vos(model(images), outliers_only)
@@ -317,3 +317,15 @@ def test_loss_from_state_dict_rebuilds_the_trained_loss(generator):
         loss_from_state_dict({"queue": state["queue"]}, K)
     with pytest.raises(ValueError, match=r"does not fit num_classes=5"):
         loss_from_state_dict(state, 5)
+
+
+def test_statistics_refit_every_refresh_every_calls(generator):
+    model = tiny_unet()
+    vos = VOS(model, K, queue_size=8, pixels_per_class=4, start_iter=1, refresh_every=3, generator=generator)
+    refits = []
+    for call in range(8):
+        before = vos.means.clone()
+        vos(model(batch(generator)[0]), batch(generator)[1])
+        refits.append(not torch.equal(before, vos.means))
+    # calls 1, 4, 7 refit (from start_iter, every 3); queues full from call 1 on
+    assert refits == [False, True, False, False, True, False, False, True], refits

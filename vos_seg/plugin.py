@@ -117,7 +117,7 @@ class VOS(nn.Module):
         start_iter: int = 0,
         cov_eps: float = 1e-4,
         balanced: bool = True,
-        refresh_every: int = 1,
+        refresh_every: int = 10,
         generator: torch.Generator | None = None,
         validate: bool = True,
     ) -> None:
