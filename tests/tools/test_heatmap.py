@@ -140,6 +140,24 @@ def test_calibrate_without_labels_is_a_usage_error(files, tmp_path, capsys):
     assert "needs anomaly labels" in capsys.readouterr().err
 
 
+def test_vos_scores_need_a_vos_checkpoint(files, tmp_path, capsys):
+    from vos_seg.engine.checkpoint import load_checkpoint
+    from vos_seg.loss import VOSSegLoss
+
+    assert _run(files, "--images", files / "good", "--out", tmp_path, "--scores", "vos_posterior") == 2
+    assert "need a checkpoint trained with the VOS plugin" in capsys.readouterr().err
+    state = load_checkpoint(files / "tiny.pt")
+    loss = VOSSegLoss(state["config"]["model"]["num_classes"])
+    state["vos"] = {f"loss.{k}": v for k, v in loss.state_dict().items()}
+    save_checkpoint(tmp_path / "vos.pt", state)
+    code = tool.main(["--checkpoint", str(tmp_path / "vos.pt"), "--no-progress", "--images", str(files / "good"),
+                      "--out", str(tmp_path / "out"), "--scores", "vos_posterior", "weighted_energy", "--views",
+                      "--save-npy"])
+    assert code == 0, capsys.readouterr().err
+    posterior = np.load(tmp_path / "out" / "vos_posterior" / "npy" / "rgb.npy")
+    assert posterior.shape == (H, W) and posterior.min() >= 0 and posterior.max() <= 1
+
+
 def test_scaled_sliding_window_maps_come_back_at_full_resolution(files, tmp_path):
     code = _run(files, "--images", files / "good" / "rgb.png", "--out", tmp_path, "--views", "map", "--plain",
                 "--save-npy", "--scale", 0.5, "--mode", "slide", "--crop", 16, 16, "--per-image", "--flat")

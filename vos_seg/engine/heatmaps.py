@@ -97,9 +97,12 @@ def _normalizer(options: HeatmapOptions) -> ScoreNormalizer:
     return ScoreNormalizer(options.normalization, percentiles=options.percentiles)
 
 
-def _check(options: HeatmapOptions, inputs: Sequence[HeatmapInput]) -> None:
+def _check(options: HeatmapOptions, inputs: Sequence[HeatmapInput], model) -> None:
     from vos_seg.scores import SCORE_NAMES
 
+    needs_vos = [s for s in options.scores if s in ("weighted_energy", "vos_posterior")]
+    if needs_vos and model.vos_loss is None:  # fail before any inference, not at the first batch
+        raise ValueError(f"scores {needs_vos} need a checkpoint trained with the VOS plugin; this one has none")
     unknown = [s for s in options.scores if s not in SCORE_NAMES] + [v for v in options.views if v not in VIEWS]
     if unknown or not options.scores:
         raise ValueError(f"unknown or missing scores/views {unknown}; scores: {SCORE_NAMES}, views: {VIEWS}")
@@ -175,7 +178,7 @@ def make_heatmaps(model, inputs: Sequence[HeatmapInput], out_dir: str | os.PathL
     from vos_seg.scores import compute_scores
 
     options = options or HeatmapOptions()
-    _check(options, inputs)
+    _check(options, inputs, model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -198,7 +201,8 @@ def make_heatmaps(model, inputs: Sequence[HeatmapInput], out_dir: str | os.PathL
         with tqdm(total=len(inputs), desc="scoring" if two_pass else "scoring + rendering", unit="img") as bar:
             for batch in _batches(inputs, report, options.batch_size, bar):
                 logits = _logits(model, [image for _, image, _ in batch], options)
-                scores = compute_scores(logits, options.scores, vos_loss=model.vos_loss, sml=sml)
+                with torch.no_grad():  # phi and the energy weights require grad
+                    scores = compute_scores(logits, options.scores, vos_loss=model.vos_loss, sml=sml)
                 scores = {name: value.float().cpu().numpy() for name, value in scores.items()}
                 predictions = logits.argmax(1).cpu().numpy().astype(np.int32)
                 for k, (item, image, labels) in enumerate(batch):
