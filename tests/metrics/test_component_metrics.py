@@ -34,7 +34,8 @@ def reference_frame(scores, labels, threshold, min_pred, min_gt, void=255):
 
 
 def reference_dataset(frames, threshold, min_pred, min_gt):
-    siou, ppv = (np.concatenate(x) for x in zip(*(reference_frame(s, l, threshold, min_pred, min_gt) for s, l in frames)))
+    per_frame = [reference_frame(s, l, threshold, min_pred, min_gt) for s, l in frames]
+    siou, ppv = (np.concatenate(x) for x in zip(*per_frame))
     tp = np.array([(siou >= t).sum() for t in SIOU_THRESHOLDS])
     fp = np.array([(ppv < t).sum() for t in SIOU_THRESHOLDS])
     f1 = 2 * tp / (2 * tp + (len(siou) - tp) + fp)
@@ -123,7 +124,8 @@ def test_batch_equals_frames_and_merge():
 def test_presets_threshold_semantics_and_errors():
     track = ComponentMetrics.anomaly_track(0.3)
     assert (track.min_pred_size, track.min_gt_size) == (500, 100)
-    assert (ComponentMetrics.obstacle_track(0.3).min_pred_size, ComponentMetrics.obstacle_track(0.3).min_gt_size) == (50, 10)
+    obstacle = ComponentMetrics.obstacle_track(0.3)
+    assert (obstacle.min_pred_size, obstacle.min_gt_size) == (50, 10)
     labels = np.ones((4, 4), dtype=np.uint8)
     scores = np.full((4, 4), np.float32(0.1))  # float32(0.1) > 0.1 in float64: strict comparison in exact arithmetic
     siou, _ = frame_components(scores, labels, 0.1, 1, 1, 255)

@@ -55,7 +55,8 @@ def run(quick: bool) -> list[dict]:
     frames = [_frame(seed) for seed in range(2 if quick else 5)]
     threshold = float(np.median(frames[0][0]))
     rows = []
-    for track, make in (("anomaly_track", ComponentMetrics.anomaly_track), ("obstacle_track", ComponentMetrics.obstacle_track)):
+    presets = (("anomaly_track", ComponentMetrics.anomaly_track), ("obstacle_track", ComponentMetrics.obstacle_track))
+    for track, make in presets:
         print(f"component_metrics: {track}", file=sys.stderr)
         metric = make(threshold)
         times = []
@@ -64,7 +65,8 @@ def run(quick: bool) -> list[dict]:
             metric.update(scores, labels)
             times.append(time.perf_counter() - start)
         result = metric.compute()
-        rows.append({"case": f"ComponentMetrics.{track} 1080x1920 noisy", "ms_per_frame": 1000 * float(np.median(times)),
+        rows.append({"case": f"ComponentMetrics.{track} 1080x1920 noisy",
+                     "ms_per_frame": 1000 * float(np.median(times)),
                      "pred_components_per_frame": result["num_pred_components"] / len(frames),
                      "gt_components_per_frame": result["num_gt_components"] / len(frames)})
         if not quick:

@@ -16,7 +16,7 @@ Over the dataset: ``siou`` = mean sIoU over all ground-truth components, ``ppv``
 components; at each ``t`` in 0.25, 0.30, ..., 0.75: TP = #GT with sIoU >= t, FN = #GT with sIoU < t,
 FP = #pred with PPV < t, ``F1_t = 2TP / (2TP + FN + FP)``; ``f1`` is the mean of the eleven ``F1_t``.
 
-Cost: two ``cv2.connectedComponentsWithStats`` passes and a few elementwise passes per frame, plus a bincount
+Cost: two ``cv2.connectedComponents`` passes and a few elementwise passes per frame, plus a bincount
 over the pixels where ground truth and prediction overlap; no per-component rescan of the image.
 """
 
@@ -45,8 +45,9 @@ def _float32_floor(threshold: float) -> np.float32:
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    return labels, stats[:count, cv2.CC_STAT_AREA].astype(np.int64)
+    # Labels only, areas by torch.bincount: OpenCV's WithStats variant and np.bincount are several times slower.
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    return labels, torch.bincount(torch.from_numpy(labels).view(-1), minlength=count).numpy()
 
 
 def frame_components(

@@ -138,7 +138,8 @@ class PixelMetrics(AdditiveState):
     def _per_image_sums(self, scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         sums = np.zeros(len(_PER_IMAGE), dtype=np.float64)
         used = skipped = 0
-        for image_scores, image_labels in zip(scores.reshape(-1, *scores.shape[-2:]), labels.reshape(-1, *labels.shape[-2:])):
+        images = zip(scores.reshape(-1, *scores.shape[-2:]), labels.reshape(-1, *labels.shape[-2:]))
+        for image_scores, image_labels in images:
             keep = image_labels.reshape(-1) != self.void_label
             neg, pos, thresholds = exact_counts(image_scores.reshape(-1)[keep], image_labels.reshape(-1)[keep] == 1)
             if neg.sum() == 0 or pos.sum() == 0:
