@@ -182,21 +182,25 @@ def test_fit_tied_gaussian_rejections():
         fit_tied_gaussian(f, torch.ones(3, dtype=torch.bool), -1)
 
 
-@pytest.mark.parametrize("check", [True, False], ids=["sequential", "batched"])
-def test_cholesky_exact_for_positive_definite(check):
+MODES = [dict(check=True), dict(check=False, batched=False), dict(check=False, batched=True)]
+MODE_IDS = ["checked", "sequential", "batched"]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_cholesky_exact_for_positive_definite(mode):
     _, cov = _problem(1, 30)
-    factor = cholesky_with_jitter(cov, check=check)
+    factor = cholesky_with_jitter(cov, **mode)
     torch.testing.assert_close(factor, torch.linalg.cholesky(cov), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("check", [True, False], ids=["sequential", "batched"])
-def test_cholesky_jitter_rescues_a_rank_deficient_covariance(check, generator):
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_cholesky_jitter_rescues_a_rank_deficient_covariance(mode, generator):
     # VOS issue #7: a feature covariance from fewer samples than dimensions is not positive definite.
     x = torch.randn(40, 256, generator=generator) ** 2  # ReLU-like, rank 40 < 256
     cov = (x - x.mean(0)).T @ (x - x.mean(0)) / 40
     _, info = torch.linalg.cholesky_ex(cov)
     assert info.item() != 0, "the test matrix must fail a plain Cholesky"
-    factor = cholesky_with_jitter(cov, compute_dtype=torch.float32, check=check)
+    factor = cholesky_with_jitter(cov, compute_dtype=torch.float32, **mode)
     assert torch.isfinite(factor).all() and torch.equal(factor, factor.tril())
     # Sequential reference: the first level of the schedule at which a plain Cholesky succeeds.
     scale = cov.diagonal().mean()
@@ -215,9 +219,12 @@ def test_cholesky_jitter_rescues_a_rank_deficient_covariance(check, generator):
 def test_cholesky_failure_modes():
     bad = torch.full((4, 4), float("nan"))
     assert torch.isnan(cholesky_with_jitter(bad, check=False)).all()
+    assert torch.isnan(cholesky_with_jitter(bad, check=False, batched=True)).all()
     message = r"\(4, 4\) is not positive definite even with jitter 0.01 .*non-finite entries: 16"
     with pytest.raises(ValueError, match=message):
         cholesky_with_jitter(bad)
+    with pytest.raises(ValueError, match="check=True needs the sequential mode"):
+        cholesky_with_jitter(torch.eye(3), check=True, batched=True)
     with pytest.raises(ValueError, match=r"square \(D, D\) matrix, got shape \(3, 4\)"):
         cholesky_with_jitter(torch.zeros(3, 4))
 

@@ -232,46 +232,59 @@ def cholesky_with_jitter(
     jitters: tuple[float, ...] = (0.0, 1e-6, 1e-4, 1e-2),
     check: bool = True,
     compute_dtype: torch.dtype = torch.float64,
+    batched: bool | None = None,
 ) -> torch.Tensor:
     """Lower Cholesky factor of ``cov + j * mean(diag(cov)) * I`` for the smallest jitter j that works.
 
     VOS's published code fails on some covariances (deeplearning-wisc/vos issue #7: a 2048-d covariance "not
-    positive definite"); here the jitter is raised until ``torch.linalg.cholesky_ex`` succeeds. Two modes:
+    positive definite"); here the jitter is raised until ``torch.linalg.cholesky_ex`` succeeds, in one of two
+    ways:
 
-    - ``check=False`` (training hot path): all levels are factorised in one batched call and the first success
-      is picked on the device: no host sync, at the cost of ``len(jitters)`` factorisations. If every level
-      fails the factor is NaN (samples and loss become NaN, which AMP's scaler skips).
-    - ``check=True``: levels are tried one after the other with one host sync each (one factorisation and one
-      sync when the matrix is positive definite), raising ValueError if every level fails.
+    - sequential: one level after the other, reading ``info`` on the host after each (one factorisation and one
+      sync when the matrix is positive definite). Used when ``check=True`` and, by default, on the CPU, where
+      reading ``info`` costs nothing.
+    - batched (default on accelerators with ``check=False``, the training hot path): all levels in one batched
+      call, the first success picked on the device: no host sync, at the cost of ``len(jitters)``
+      factorisations.
 
+    With ``check=False`` a total failure returns a factor of NaNs (samples and loss become NaN, which AMP's
+    scaler skips); with ``check=True`` it raises.
     Jitters are relative to the mean variance, so they do not depend on the features' scale.
 
     Args:
         cov: symmetric covariance.
         jitters: increasing relative jitter levels to try, starting with 0.
-        check: try levels sequentially (host syncs) and raise if all fail; else the sync-free batched mode.
+        check: raise ValueError if every level fails (host syncs; implies the sequential mode).
         compute_dtype: precision of the factorisation (float64 default); the factor is returned in cov's dtype.
+        batched: force the batched (True) or sequential (False) mode; default: batched only for ``check=False``
+            on a non-CPU device.
 
     Shape:
         cov: (D, D) -> (D, D) lower triangular.
 
     Raises:
-        ValueError: on a non-square ``cov``, empty ``jitters``, or (with ``check=True``) when even the largest
-            jitter leaves the matrix not positive definite (e.g. NaN entries).
+        ValueError: on a non-square ``cov``, empty ``jitters``, ``check=True`` with ``batched=True``, or (with
+            ``check=True``) when even the largest jitter leaves the matrix not positive definite (e.g. NaN).
     """
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"`cov` must be a square (D, D) matrix, got shape {tuple(cov.shape)}")
     if len(jitters) == 0:
         raise ValueError("`jitters` must list at least one level")
+    if check and batched:
+        raise ValueError("check=True needs the sequential mode: pass batched=False or None")
     dim = cov.shape[0]
     matrix = cov.to(compute_dtype)
     scale = matrix.diagonal().mean().abs().clamp_min(torch.finfo(compute_dtype).tiny)
     eye = torch.eye(dim, dtype=compute_dtype, device=cov.device)
-    if check:
+    if batched is None:
+        batched = not check and cov.device.type != "cpu"
+    if not batched:
         for level in jitters:
             factor, info = torch.linalg.cholesky_ex(matrix + (level * scale) * eye)
             if int(info) == 0:  # host sync
                 return factor.to(cov.dtype)
+        if not check:
+            return torch.full_like(cov, float("nan"))
         raise ValueError(
             f"covariance of shape ({dim}, {dim}) is not positive definite even with jitter "
             f"{jitters[-1]:g} x mean variance (non-finite entries: {int((~torch.isfinite(cov)).sum())})"
