@@ -46,7 +46,8 @@ class PixelMetrics(AdditiveState):
     ``per_image=True`` follows StreetHazards (Hendrycks et al., 2022): AUROC, AP and FPR95 are computed exactly
     per image and averaged over the images that contain both anomaly and in-distribution pixels (images with one
     class are skipped and counted); ``best_f1`` and ``f1_threshold`` stay pooled, as one threshold serves the
-    whole dataset.
+    whole dataset. FPR95 keeps the definition above; the StreetHazards code (``anom_utils.fpr_and_fdr_at_recall``)
+    takes the threshold whose recall is closest to 0.95, which can differ by one threshold step.
 
     Args:
         void_label: label of ignored pixels (any integer but 0 and 1).
