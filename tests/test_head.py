@@ -75,6 +75,7 @@ def test_dpt_last_1x1_conv():
 def test_from_model_looks_through_wrappers():
     model = smp.Unet("resnet18", encoder_weights=None, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
     assert HeadAdapter.from_model(nn.DataParallel(model)).conv is model.segmentation_head[0]
+    assert HeadAdapter.from_model(torch.compile(model)).conv is model.segmentation_head[0]  # compiles lazily
 
 
 def test_from_model_without_head_tells_to_pass_the_conv():
