@@ -269,8 +269,9 @@ class Trainer:
                    dynamic_ncols=True, desc="train")
         window: dict[str, torch.Tensor] = {}
         count, t_window, train_seconds, steps = 0, time.perf_counter(), 0.0, 0
-        t_last = t_window
+        t_last, cpu_window, cpu_seconds = t_window, time.process_time(), 0.0
         metrics: dict[str, float] = {}
+        cpu_last = cpu_window
         for images, target in loader:  # data loading counts as training time
             terms = self._step(images, target)
             self.iteration += 1
@@ -284,22 +285,25 @@ class Trainer:
                 means = {k: float(v / count) for k, v in window.items()}  # the only host sync of the loop
                 now = time.perf_counter()
                 row = {"iteration": it, "lr": self.last_lr, **means,
-                       "sec_per_iter": (now - t_window) / count}
+                       "sec_per_iter": (now - t_window) / count,
+                       "cpu_sec_per_iter": (time.process_time() - cpu_window) / count}
                 if self.is_main:
                     self.logger.log("train", row)
                     bar.set_postfix({k: f"{means[k]:.3g}" for k in ("ce", "uncertainty", "num_virtual") if k in means})
-                window, count, t_window = {}, 0, now
+                window, count, t_window, cpu_window = {}, 0, now, time.process_time()
             train_seconds += time.perf_counter() - t_last
+            cpu_seconds += time.process_time() - cpu_last
             steps += 1
             bar.update(1)
             if do_ckpt:
                 metrics = self._validate_and_checkpoint(do_val)
-            t_last = time.perf_counter()
+            t_last, cpu_last = time.perf_counter(), time.process_time()
             if do_ckpt:
-                t_window = t_last
+                t_window, cpu_window = t_last, cpu_last
         bar.close()
         return {"iteration": self.iteration, "metrics": metrics, "train_seconds": train_seconds,
-                "sec_per_iter": train_seconds / max(1, steps), "best_metric": self.best_metric}
+                "sec_per_iter": train_seconds / max(1, steps),
+                "cpu_seconds": cpu_seconds, "best_metric": self.best_metric}
 
 
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> dict[str, Any]:
