@@ -94,19 +94,23 @@ def draw_scene(rng: np.random.Generator, height: int, width: int, *, anomaly: bo
     lay = make_layout(rng, height, width)
     cv = Canvas(rng, height, width, SKY)
     draw_background(cv, rng, lay)
-    plans = plan_cars(rng, lay) + plan_people(rng, lay) + plan_poles(rng, lay) + plan_trees(rng, lay)
+    things = plan_cars(rng, lay) + plan_people(rng, lay) + plan_poles(rng, lay) + plan_trees(rng, lay)
+    objects = []
     if anomaly:
         count = int(rng.choice([1, 1, 1, 2, 2, 3]))
-        plans += plan_objects(rng, lay, count, _ANOMALY, outlier_exposure=False)
+        objects += plan_objects(rng, lay, count, _ANOMALY, outlier_exposure=False)
     if outlier_exposure and rng.random() < 0.5:
-        plans += plan_objects(rng, lay, int(rng.integers(1, 3)), OUTLIER_EXPOSURE_VALUE, outlier_exposure=True,
-                              on_road=0.6)
-    for _, paint in sorted(plans, key=lambda plan: -plan[0]):  # far to near
-        paint(cv)
+        objects += plan_objects(rng, lay, int(rng.integers(1, 3)), OUTLIER_EXPOSURE_VALUE, outlier_exposure=True,
+                                on_road=0.6)
+    # The view of each object is kept clear: nearer things that would overlap it on screen are left out, as a
+    # benchmark frame shows its obstacle rather than the car in front of it.
+    things = [t for t in things if not any(t.z < o.z and t.overlaps(o) for o in objects)]
+    for plan in sorted(things + objects, key=lambda plan: -plan.z):  # far to near
+        plan.paint(cv)
     extra = rng.integers(2**63)  # drawn always, so what follows does not depend on occlusion
     if anomaly and np.count_nonzero(cv.labels == _ANOMALY) < _MIN_ANOMALY_PIXELS:
-        for _, paint in plan_objects(np.random.default_rng(extra), lay, 1, _ANOMALY, outlier_exposure=False):
-            paint(cv)  # every anomaly was hidden behind something nearer: one more, in front
+        for plan in plan_objects(np.random.default_rng(extra), lay, 1, _ANOMALY, outlier_exposure=False):
+            plan.paint(cv)  # the anomalies were hidden (by one another or off-screen): one more, on top
     if not anomaly and rng.random() < 0.25:
         draw_hood(cv, rng, VOID_VALUE)
     image = finish_image(rng, cv.image)
@@ -125,7 +129,8 @@ def draw_scene(rng: np.random.Generator, height: int, width: int, *, anomaly: bo
 def _paths(root: Path, split: str, index: int) -> tuple[Path, Path]:
     if split == "anomaly":
         name = f"anomaly_{index:05d}"
-        return root / "anomaly" / "images" / f"{name}.png", root / "anomaly" / "labels_masks" / f"{name}_labels_semantic.png"
+        folder = root / "anomaly"
+        return folder / "images" / f"{name}.png", folder / "labels_masks" / f"{name}_labels_semantic.png"
     name = f"synth_{index:06d}_000019"
     return (root / "leftImg8bit" / split / "synth" / f"{name}_leftImg8bit.png",
             root / "gtFine" / split / "synth" / f"{name}_gtFine_labelTrainIds.png")
@@ -208,7 +213,8 @@ def generate_world(root: str | os.PathLike, *, num_train: int, num_val: int, num
     for split, count in (("train", num_train), ("val", num_val), ("anomaly", num_anomaly)):
         for path in _paths(root, split, 0):
             path.parent.mkdir(parents=True, exist_ok=True)
-        jobs += [(root, split, i, int(height), int(width), int(seed), bool(outlier_exposure)) for i in range(int(count))]
+        common = (int(height), int(width), int(seed), bool(outlier_exposure))
+        jobs += [(root, split, i, *common) for i in range(int(count))]
     if int(workers) == 1:
         for job in jobs:
             _write_item(job)

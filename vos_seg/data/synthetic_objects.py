@@ -11,8 +11,9 @@ textures   checkerboard, stripes, polka dots, spots,       marble veins, cross-h
            plain (shaded)                                  linear two-colour gradient
 =========  ==============================================  ==================================================
 
-Colours of both are drawn from the whole HSV cube, mostly moderately saturated (a third greyish or brownish), so no single colour
-channel separates them from the street. Sizes run from about 0.35 m to 2.8 m, placed by the scene's camera.
+Colours of both are drawn from the whole HSV cube, mostly moderately saturated (a third greyish or brownish), so
+no single colour channel separates them from the street. Objects are 0.5-3.5 m tall (log-uniform), stand between
+the bottom edge of the view and 22 m ahead, and are never shorter than 1/16 of the image height.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from functools import partial
 import cv2
 import numpy as np
 
-from vos_seg.data.synthetic_render import Camera, Canvas, hsv_color, smooth_noise
+from vos_seg.data.synthetic_render import Camera, Canvas, Plan, hsv_color, smooth_noise
 from vos_seg.data.synthetic_scene import Layout
 
 __all__ = ["ANOMALY_SHAPES", "ANOMALY_TEXTURES", "OE_SHAPES", "OE_TEXTURES", "make_sprite", "plan_objects"]
@@ -183,7 +184,7 @@ def plan_objects(rng: np.random.Generator, lay: Layout, count: int, label: int, 
     """Place ``count`` anomaly (or OE) objects on the road (probability ``on_road``) or beside it.
 
     Returns:
-        (depth, paint) pairs as the ``plan_*`` functions of ``synthetic_things``.
+        ``Plan`` items as the ``plan_*`` functions of ``synthetic_things``.
     """
     cam, out = lay.cam, []
     for _ in range(count):
@@ -192,12 +193,13 @@ def plan_objects(rng: np.random.Generator, lay: Layout, count: int, label: int, 
         else:
             side = int(rng.integers(2))
             u = rng.uniform(*sorted((lay.walk[side], lay.road[side])))
-        z = float(np.exp(rng.uniform(np.log(cam.z_bottom * 1.15), np.log(30.0))))
-        height = float(np.exp(rng.uniform(np.log(0.35), np.log(2.8))))
-        width = min(height * rng.uniform(0.6, 2.0), 3.5)
-        z = min(z, cam.f * height / 12.0)  # at least ~12 px tall: closer if it would be a speck
+        z = float(np.exp(rng.uniform(np.log(cam.z_bottom * 1.15), np.log(22.0))))
+        height = float(np.exp(rng.uniform(np.log(0.5), np.log(3.5))))
+        width = min(height * rng.uniform(0.7, 2.2), 5.0)
+        z = min(z, cam.f * height / (cam.height / 16))  # at least 1/16 of the image tall: no specks
         z = max(z, cam.z_bottom * 1.05)
         sub = np.random.default_rng(rng.integers(2**63))
-        out.append((z, partial(_paint_object, cam=cam, u=u, z=z, size=(height, width), oe=outlier_exposure,
+        box = cam.screen_box(u - width / 2, u + width / 2, z, z, height)
+        out.append(Plan(z, box, partial(_paint_object, cam=cam, u=u, z=z, size=(height, width), oe=outlier_exposure,
                                label=label, rng=sub)))
     return out

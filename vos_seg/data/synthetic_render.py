@@ -7,11 +7,12 @@ Everything here is deterministic given the ``numpy.random.Generator`` passed in;
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
 
-__all__ = ["Camera", "Canvas", "smooth_noise", "hsv_color", "finish_image"]
+__all__ = ["Camera", "Canvas", "Plan", "smooth_noise", "hsv_color", "finish_image"]
 
 _SHIFT = 4  # sub-pixel bits for cv2.fillPoly, so thin far-away shapes do not jitter by whole pixels
 _LIMIT = 1e5  # projected points far off-screen are clamped so they stay inside int32 after the shift
@@ -70,9 +71,26 @@ class Camera:
         """Vertical rectangle in the plane u = const (a facade), as a (4, 2) polygon."""
         return self.project([u, u, u, u], [z0, z1, z1, z0], [h0, h0, h1, h1])
 
+    def screen_box(self, u0: float, u1: float, z0: float, z1: float, h: float) -> tuple[float, float, float, float]:
+        """Image bounding box (x0, y0, x1, y1) of the world box [u0, u1] x [z0, z1] x [0, h]."""
+        pts = self.project([u0, u1, u0, u1, u0, u1, u0, u1], [z0, z0, z1, z1] * 2, [0.0] * 4 + [h] * 4)
+        return (*pts.min(axis=0), *pts.max(axis=0))
+
     def ppm(self, z: float) -> float:
         """Pixels per metre at depth ``z``."""
         return self.f / z
+
+
+class Plan(NamedTuple):
+    """A thing to paint: its depth (for the painter's algorithm), its image bounding box and the painter."""
+
+    z: float
+    box: tuple[float, float, float, float]
+    paint: Callable[["Canvas"], None]
+
+    def overlaps(self, other: "Plan") -> bool:
+        a, b = self.box, other.box
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 class Canvas:
@@ -146,7 +164,8 @@ class Canvas:
 
     def shadow(self, center, axes, strength: float) -> None:
         """Darken an ellipse on whatever lies there (cast shadow); labels stay unchanged."""
-        box = self._box(np.array([[center[0] - axes[0], center[1] - axes[1]], [center[0] + axes[0], center[1] + axes[1]]]))
+        corners = np.array([[center[0] - axes[0], center[1] - axes[1]], [center[0] + axes[0], center[1] + axes[1]]])
+        box = self._box(corners)
         if box is None or axes[0] < 1 or axes[1] < 0.5:
             return
         x0, y0, x1, y1 = box

@@ -86,7 +86,8 @@ def _ground(cv: Canvas, rng: np.random.Generator, lay: Layout) -> None:
         outer, inner = lay.walk[side], lay.road[side]
         cv.poly(cam.ground_quad(outer, inner, zn, Z_FAR), paving, SIDEWALK, tex=(0.05, 0.05, 0.1))
         lines = [cam.ground_quad(outer, inner, z, z + 0.05) for z in np.arange(zn, 80.0, tile)]
-        lines += [cam.ground_quad(u, u + 0.04, zn, Z_FAR) for u in np.arange(min(outer, inner), max(outer, inner), tile)]
+        lines += [cam.ground_quad(u, u + 0.04, zn, Z_FAR) for u in np.arange(min(outer, inner), max(outer, inner),
+                                                                               tile)]
         cv.poly(lines, paving * 0.72, SIDEWALK, tex=(0.02, 0, 0))
         kerb_u = (inner - 0.2, inner) if side == 0 else (inner, inner + 0.2)
         cv.poly(cam.ground_quad(*kerb_u, zn, Z_FAR), kerb, SIDEWALK, tex=(0.03, 0.02, 0.05))

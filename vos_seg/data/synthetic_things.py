@@ -1,7 +1,8 @@
 """Foreground things of a synthetic street: cars, people, poles with signs, trees and the ego-vehicle hood.
 
-Each ``plan_*`` function draws its random parameters and returns ``(depth, paint)`` pairs; the caller sorts all
-of them far to near and calls ``paint(canvas)`` (the painter's algorithm), so nearer things occlude farther ones.
+Each ``plan_*`` function draws its random parameters and returns ``Plan(depth, screen box, paint)`` items; the
+caller sorts all of them far to near and calls ``paint(canvas)`` (the painter's algorithm), so nearer things
+occlude farther ones.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from functools import partial
 import cv2
 import numpy as np
 
-from vos_seg.data.synthetic_render import Camera, Canvas, hsv_color
+from vos_seg.data.synthetic_render import Camera, Canvas, Plan, hsv_color
 from vos_seg.data.synthetic_scene import CAR, PERSON, POLE, SIGN, VEGETATION, Layout, grass_color
 
 __all__ = ["plan_cars", "plan_people", "plan_poles", "plan_trees", "draw_hood"]
@@ -41,15 +42,18 @@ def _paint_car(cv: Canvas, cam: Camera, u: float, z: float, p: dict) -> None:
     body, dark = p["color"], p["color"] * 0.55
     foot = cam.ground_quad(l - 0.2, r + 0.2, z, z + length)
     cx, cy = foot[:, 0].mean(), foot[:, 1].mean()
-    cv.shadow((cx, cy), ((foot[:, 0].max() - foot[:, 0].min()) / 2, (foot[:, 1].max() - foot[:, 1].min()) / 2 + 1), 0.55)
+    half = (foot.max(axis=0) - foot.min(axis=0)) / 2
+    cv.shadow((cx, cy), (half[0], half[1] + 1), 0.55)
     su = l if u > 0 else r  # the side facing the camera
     tire = np.full(3, 25.0, np.float32)
     cv.poly(cam.project(su, [z, z + length, z + length, z], [0.25, 0.25, hb, hb]), dark, CAR, tex=(0.02, 0.02, 0.05))
     zc0, zc1 = z + length * 0.25, z + length * 0.8
-    cv.poly(cam.project(su, [zc0, zc1, zc1 - 0.4, zc0 + 0.2], [hb, hb, hr, hr]), p["glass"] * 0.8, CAR, tex=(0.02, 0.02, 0.1))
-    cv.poly([_side_wheel(cam, su, z + 0.8, 0.33), _side_wheel(cam, su, z + length - 0.8, 0.33)], tire, CAR, tex=(0.05, 0, 0))
-    cv.poly([cam.project([l + 0.1, l + 0.35, l + 0.35, l + 0.1], z + 0.3, [0, 0, 0.4, 0.4]),
-             cam.project([r - 0.35, r - 0.1, r - 0.1, r - 0.35], z + 0.3, [0, 0, 0.4, 0.4])], tire, CAR, tex=(0.05, 0, 0))
+    side_glass = cam.project(su, [zc0, zc1, zc1 - 0.4, zc0 + 0.2], [hb, hb, hr, hr])
+    cv.poly(side_glass, p["glass"] * 0.8, CAR, tex=(0.02, 0.02, 0.1))
+    wheels = [_side_wheel(cam, su, z + 0.8, 0.33), _side_wheel(cam, su, z + length - 0.8, 0.33),
+              cam.project([l + 0.1, l + 0.35, l + 0.35, l + 0.1], z + 0.3, [0, 0, 0.4, 0.4]),
+              cam.project([r - 0.35, r - 0.1, r - 0.1, r - 0.35], z + 0.3, [0, 0, 0.4, 0.4])]
+    cv.poly(wheels, tire, CAR, tex=(0.05, 0, 0))
     cv.poly(cam.project([l, r, r, l], z, [0.25, 0.25, hb, hb]), body, CAR, tex=(0.02, 0.02, 0.05), shade=(1.1, 0.85))
     inset = w * 0.12
     cv.poly(cam.project([l + 0.05, r - 0.05, r - inset, l + inset], z + 0.3, [hb, hb, hr, hr]), body, CAR,
@@ -62,8 +66,8 @@ def _paint_car(cv: Canvas, cam: Camera, u: float, z: float, p: dict) -> None:
     cv.poly([cam.project([l + 0.05, l + 0.35, l + 0.35, l + 0.05], z, [hb - 0.25, hb - 0.25, hb - 0.08, hb - 0.08]),
              cam.project([r - 0.35, r - 0.05, r - 0.05, r - 0.35], z, [hb - 0.25, hb - 0.25, hb - 0.08, hb - 0.08])],
             lamp, CAR, tex=(0.03, 0, 0))
-    cv.poly(cam.project([u - 0.25, u + 0.25, u + 0.25, u - 0.25], z, [0.5, 0.5, 0.62, 0.62]), np.full(3, 215.0, np.float32),
-            CAR, tex=(0.03, 0, 0))
+    plate = cam.project([u - 0.25, u + 0.25, u + 0.25, u - 0.25], z, [0.5, 0.5, 0.62, 0.62])
+    cv.poly(plate, np.full(3, 215.0, np.float32), CAR, tex=(0.03, 0, 0))
 
 
 def plan_cars(rng: np.random.Generator, lay: Layout) -> list:
@@ -89,7 +93,8 @@ def plan_cars(rng: np.random.Generator, lay: Layout) -> list:
                                  np.clip(v + rng.uniform(-0.1, 0.1), 0.05, 1)),
                  glass=hsv_color(rng.uniform(0.5, 0.65), rng.uniform(0.1, 0.4), rng.uniform(0.12, 0.4)),
                  lamp=hsv_color(rng.uniform(0.97, 1.0), rng.uniform(0.7, 0.95), rng.uniform(0.55, 0.9)))
-        out.append((z, partial(_paint_car, cam=cam, u=u, z=z, p=p)))
+        box = cam.screen_box(u - p["w"] / 2, u + p["w"] / 2, z, z + p["len"], p["roof_h"])
+        out.append(Plan(z, box, partial(_paint_car, cam=cam, u=u, z=z, p=p)))
     return out
 
 
@@ -104,12 +109,15 @@ def _paint_person(cv: Canvas, cam: Camera, u: float, z: float, p: dict) -> None:
     cv.poly(cam.project([u - sw * 0.8, u + sw * 0.8, u + sw, u + sw * 0.7, u - sw * 0.7, u - sw], z,
                         [leg_top - 0.05, leg_top - 0.05, shoulder, shoulder + 0.04, shoulder + 0.04, shoulder]),
             p["shirt"], PERSON, tex=(0.04, 0.04, 0.05), shade=(1.1, 0.85))
-    arms = [cam.project([u + s * sw, u + s * (sw + 0.09), u + s * (sw + 0.05 + p["swing"]), u + s * (sw - 0.02 + p["swing"])],
+    sg = p["swing"]
+    arms = [cam.project([u + s * sw, u + s * (sw + 0.09), u + s * (sw + 0.05 + sg), u + s * (sw - 0.02 + sg)],
                         z, [shoulder, shoulder - 0.05, leg_top - 0.02, leg_top]) for s in (-1, 1)]
     cv.poly(arms, p["shirt"] * 0.85, PERSON, tex=(0.04, 0.02, 0.05))
     head_h = ht * 0.12
-    cv.poly(_ellipse(cam, u, z, ht - head_h * 0.55, head_h * 0.4, head_h * 0.55), p["skin"], PERSON, tex=(0.03, 0.02, 0.05))
-    cv.poly(_ellipse(cam, u, z, ht - head_h * 0.3, head_h * 0.42, head_h * 0.32), p["hair"], PERSON, tex=(0.04, 0.02, 0.02))
+    face = _ellipse(cam, u, z, ht - head_h * 0.55, head_h * 0.4, head_h * 0.55)
+    cv.poly(face, p["skin"], PERSON, tex=(0.03, 0.02, 0.05))
+    hair = _ellipse(cam, u, z, ht - head_h * 0.3, head_h * 0.42, head_h * 0.32)
+    cv.poly(hair, p["hair"], PERSON, tex=(0.04, 0.02, 0.02))
 
 
 def plan_people(rng: np.random.Generator, lay: Layout) -> list:
@@ -118,7 +126,8 @@ def plan_people(rng: np.random.Generator, lay: Layout) -> list:
     spots = []
     for side in (0, 1):
         a, b = sorted((lay.walk[side], lay.road[side]))
-        spots += [(rng.uniform(a + 0.3, b - 0.3), rng.uniform(cam.z_bottom * 1.1, 45)) for _ in range(int(rng.integers(0, 5)))]
+        for _ in range(int(rng.integers(0, 5))):
+            spots.append((rng.uniform(a + 0.3, b - 0.3), rng.uniform(cam.z_bottom * 1.1, 45)))
     if rng.random() < 0.15:
         spots.append((rng.uniform(*lay.road), rng.uniform(cam.z_bottom * 1.5, 25)))
     for u, z in spots:
@@ -127,7 +136,8 @@ def plan_people(rng: np.random.Generator, lay: Layout) -> list:
                  shirt=clothes[0], trousers=clothes[1] if rng.random() < 0.5 else clothes[1] * 0.4,
                  skin=hsv_color(rng.uniform(0.03, 0.09), rng.uniform(0.25, 0.6), rng.uniform(0.3, 0.9)),
                  hair=hsv_color(rng.uniform(0.02, 0.12), rng.uniform(0.2, 0.7), rng.uniform(0.05, 0.5)))
-        out.append((z, partial(_paint_person, cam=cam, u=u, z=z, p=p)))
+        box = cam.screen_box(u - 0.4, u + 0.4, z, z, p["h"])
+        out.append(Plan(z, box, partial(_paint_person, cam=cam, u=u, z=z, p=p)))
     return out
 
 
@@ -136,12 +146,13 @@ def _paint_pole(cv: Canvas, cam: Camera, u: float, z: float, p: dict) -> None:
     cv.poly(cam.project([u - r, u + r, u + r * 0.7, u - r * 0.7], z, [0, 0, ht, ht]), p["color"], POLE,
             tex=(0.03, 0.02, 0.05), shade=(1.1, 0.9))
     if p["arm"]:
-        cv.poly(cam.project([u, u + p["arm"], u + p["arm"], u], z, [ht - 0.15, ht - 0.3, ht - 0.15, ht]), p["color"], POLE,
-                tex=(0.03, 0.02, 0.05))
+        arm = cam.project([u, u + p["arm"], u + p["arm"], u], z, [ht - 0.15, ht - 0.3, ht - 0.15, ht])
+        cv.poly(arm, p["color"], POLE, tex=(0.03, 0.02, 0.05))
     if p["sign"] is None:
         return
     kind, hs, size, c_out, c_in = p["sign"]
-    t = np.linspace(0, 2 * np.pi, {"circle": 20, "triangle": 3, "square": 4, "octagon": 8, "light": 4}[kind], endpoint=False)
+    corners = {"circle": 20, "triangle": 3, "square": 4, "octagon": 8, "light": 4}[kind]
+    t = np.linspace(0, 2 * np.pi, corners, endpoint=False)
     t = t + {"circle": 0, "triangle": np.pi / 2, "square": np.pi / 4, "octagon": np.pi / 8, "light": np.pi / 4}[kind]
     aspect = 2.5 if kind == "light" else 1.0
     outer = cam.project(u + size / 2 * np.cos(t), z - 0.05, hs + size / 2 * aspect * np.sin(t))
@@ -173,7 +184,9 @@ def plan_poles(rng: np.random.Generator, lay: Layout) -> list:
                      arm=-sgn * rng.uniform(1, 2.5) if sign is None and rng.random() < 0.5 else 0.0, sign=sign,
                      lamp=int(rng.integers(3)),
                      color=hsv_color(rng.uniform(0, 1), rng.uniform(0, 0.2), rng.uniform(0.2, 0.6)))
-            out.append((z, partial(_paint_pole, cam=cam, u=u, z=z, p=p)))
+            reach = max(abs(p["arm"]), 0.5)
+            box = cam.screen_box(u - reach, u + reach, z, z, p["h"])
+            out.append(Plan(z, box, partial(_paint_pole, cam=cam, u=u, z=z, p=p)))
             z += gap * rng.uniform(0.7, 1.3)
     return out
 
@@ -202,7 +215,8 @@ def plan_trees(rng: np.random.Generator, lay: Layout) -> list:
         p = dict(trunk_r=rng.uniform(0.1, 0.22), trunk_h=rng.uniform(1.5, 3.5), crown=crown, blobs=blobs,
                  bark=hsv_color(rng.uniform(0.05, 0.1), rng.uniform(0.3, 0.6), rng.uniform(0.15, 0.35)),
                  leaves=grass_color(rng) * rng.uniform(0.6, 0.95))
-        out.append((z, partial(_paint_tree, cam=lay.cam, u=u, z=z, p=p)))
+        box = lay.cam.screen_box(u - 1.5 * crown, u + 1.5 * crown, z, z, p["trunk_h"] + 2.2 * crown)
+        out.append(Plan(z, box, partial(_paint_tree, cam=lay.cam, u=u, z=z, p=p)))
     return out
 
 
