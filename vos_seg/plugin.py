@@ -221,7 +221,9 @@ class VOS(nn.Module):
         self._host_step += 1
         self.step.add_(1)
         with torch.no_grad(), torch.autocast(captured.device.type, enabled=False):
-            self._enqueue(captured.detach(), target, torch.isfinite(logits.detach()).all())
+            # NaN and inf propagate to the min/max: one allocation-free pass instead of isfinite(logits).all()
+            batch_finite = torch.isfinite(torch.stack(torch.aminmax(logits.detach()))).all()
+            self._enqueue(captured.detach(), target, batch_finite)
             if step >= self.start_iter and (step - self.start_iter) % self.refresh_every == 0:
                 self._refresh()
         if step < self.start_iter:
@@ -233,7 +235,7 @@ class VOS(nn.Module):
             )
         weight = self.adapter.conv.weight
         outlier_logits = self.adapter.logits(samples.reshape(-1, samples.shape[-1]).to(weight.dtype))
-        outlier_mask = self.ready.repeat_interleave(self.select)
+        outlier_mask = self.ready[:, None].expand(-1, self.select).reshape(-1)  # (K * select,)
         if self._mask_arg:
             return self.loss(logits, target, outlier_logits=outlier_logits, outlier_mask=outlier_mask)
         # VOSSegLoss without a mask argument: keep the ready classes' outliers (one host sync).

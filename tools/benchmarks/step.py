@@ -2,13 +2,18 @@
 
 Each case times forward, loss, backward and an AdamW step of an SMP model (resnet18 encoder, no pretrained
 weights) on a 2x3x256x512 batch with 19 classes, once with ``F.cross_entropy`` and once with the plugin (queues
-full, default ``sample_from``), interleaved repeat by repeat so that load from other processes hits both alike;
-``ratio`` is the median of the per-repeat ratios. The plugin's parts are timed alone as well (enqueue, statistics
+full, default ``sample_from``), interleaved repeat by repeat so that load from other processes hits both alike.
+The plugin's parts are timed alone as well (enqueue, statistics
 refresh, sampling + outlier logits), and the enqueue cost for several ``pixels_per_class``.
 
+Figures: ``ratio`` is the median of per-repeat wall-time ratios (plugin / plain), ``ratio_best`` the ratio of the
+fastest repeats, ``ratio_cpu`` the median ratio of the process's CPU time (robust to descheduling on a shared
+machine); each includes the statistics refit's amortised share (``refresh_ms / refresh_every``), which
+``ratio_refit_every_step`` charges in full to every step (``refresh_every=1``).
+
 CPU cases use 2 threads; CUDA cases (when a GPU is present; also an 8x3x512x1024 batch) synchronise around each
-timed region and construct the plugin with ``validate=False`` (no host sync in the step). ``VOS_STEP_DEVICES=cpu`` / ``cuda`` restricts the
-devices.
+timed region and construct the plugin with ``validate=False`` (no host sync in the step).
+``VOS_STEP_DEVICES=cpu`` or ``cuda`` restricts the devices.
 """
 
 from __future__ import annotations
@@ -31,14 +36,17 @@ def _devices() -> list[str]:
 
 
 def _timer(device: str):
-    def measure(fn) -> float:
+    """measure(fn) -> (wall ms, CPU ms of this process); on CUDA both are the wall time."""
+
+    def measure(fn) -> tuple[float, float]:
         if device == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
         if device == "cuda":
             torch.cuda.synchronize()
-        return (time.perf_counter() - start) * 1000.0
+        wall, cpu = (time.perf_counter() - wall) * 1000.0, (time.process_time() - cpu) * 1000.0
+        return wall, (wall if device == "cuda" else cpu)
 
     return measure
 
@@ -80,25 +88,29 @@ def _step_case(arch: str, device: str, shape, repeats: int, **options) -> dict:
     measure = _timer(device)
     plain_step(), vos_step()  # warm-up (allocator, first-call overheads); the plugin's first step refits
     refresh_every, vos.refresh_every = vos.refresh_every, 10**9  # timed steps without refits: added below
-    plain, plugin = [], []
+    plain, plugin = [], []  # (wall ms, CPU ms) per repeat
     for repeat in range(repeats):
         order = (plain_step, vos_step) if repeat % 2 == 0 else (vos_step, plain_step)
         times = {fn: measure(fn) for fn in order}
         plain.append(times[plain_step])
         plugin.append(times[vos_step])
-        print(f"  {arch} {device} repeat {repeat}: plain {plain[-1]:.0f} ms, vos {plugin[-1]:.0f} ms", file=sys.stderr)
+        print(f"  {arch} {device} repeat {repeat}: plain {plain[-1][0]:.0f} ms, vos {plugin[-1][0]:.0f} ms (wall)",
+              file=sys.stderr)
     vos.refresh_every = refresh_every
     assert float(vos.last_terms["num_virtual"]) == NUM_CLASSES * vos.select, "synthesis was not active"
     parts = _parts(vos, model, images, target, measure, repeats)
-    refit = parts["refresh_ms"]
+    # the refit's amortised share is added to every timed plugin step
+    refit_wall, refit_cpu = parts["refresh_ms"] / refresh_every, parts["refresh_cpu_ms"] / refresh_every
     return {
         "case": f"{arch}-r18 {device} {'x'.join(map(str, shape))}",
         "feature_dim": vos.adapter.feature_dim,
-        "plain_ms": statistics.median(plain),
-        "vos_ms": statistics.median(plugin) + refit / refresh_every,
-        # the refit's amortised share is added to every timed plugin step
-        "ratio": statistics.median((v + refit / refresh_every) / p for v, p in zip(plugin, plain)),
-        "ratio_refit_every_step": statistics.median((v + refit) / p for v, p in zip(plugin, plain)),
+        "plain_ms": statistics.median(w for w, _ in plain),
+        "vos_ms": statistics.median(w for w, _ in plugin) + refit_wall,
+        "ratio": statistics.median((v[0] + refit_wall) / p[0] for v, p in zip(plugin, plain)),
+        "ratio_best": (min(w for w, _ in plugin) + refit_wall) / min(w for w, _ in plain),
+        "ratio_cpu": statistics.median((v[1] + refit_cpu) / p[1] for v, p in zip(plugin, plain)),
+        "ratio_refit_every_step": statistics.median((v[0] + refit_wall * refresh_every) / p[0]
+                                                    for v, p in zip(plugin, plain)),
         "refresh_every": refresh_every,
         **parts,
     }
@@ -129,9 +141,11 @@ def _parts(vos, model, images, target, measure, repeats) -> dict:
             vos.adapter.logits(out.reshape(-1, out.shape[-1]))
 
     figures = {}
-    for name, fn in (("enqueue_ms", enqueue), ("refresh_ms", refresh), ("sample_ms", sample)):
+    for name, fn in (("enqueue", enqueue), ("refresh", refresh), ("sample", sample)):
         fn()
-        figures[name] = statistics.median(measure(fn) for _ in range(max(repeats, 3)))
+        times = [measure(fn) for _ in range(max(repeats, 3))]
+        figures[f"{name}_ms"] = statistics.median(w for w, _ in times)
+        figures[f"{name}_cpu_ms"] = statistics.median(c for _, c in times)
     return figures
 
 
@@ -141,7 +155,7 @@ def _enqueue_sweep(device: str, shape, repeats: int) -> list[dict]:
         model, vos, images, target = _build("Unet", device, shape, pixels_per_class=per_class)
         parts = _parts(vos, model, images, target, _timer(device), repeats)
         rows.append({"case": f"enqueue Unet-r18 {device} pixels_per_class={per_class}",
-                     "enqueue_ms": parts["enqueue_ms"]})
+                     "enqueue_ms": parts["enqueue_ms"], "enqueue_cpu_ms": parts["enqueue_cpu_ms"]})
     return rows
 
 
