@@ -177,9 +177,22 @@ def test_world_matches_and_errors(tmp_path, world):
         generate_world(tmp_path, **{**SMALL, "num_val": -1})
     with pytest.raises(ValueError, match="`workers` >= 1, got 0"):
         generate_world(tmp_path, **SMALL, workers=0)
+    with pytest.raises(ValueError, match=r"`height` and `width` >= 32, got 64x8"):
+        generate_world(tmp_path, **{**SMALL, "width": 8})
     (tmp_path / "foreign" / "gtFine").mkdir(parents=True)
     with pytest.raises(ValueError, match="no synthetic_world.json; refusing"):
         generate_world(tmp_path / "foreign", **SMALL)
+
+
+def test_an_interrupted_world_does_not_match(tmp_path):
+    generate_world(tmp_path, **SMALL)
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({**manifest, "complete": False}))
+    assert not world_matches(tmp_path, **SMALL)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert world_matches(tmp_path, **SMALL)
+    (tmp_path / "anomaly" / "images" / "anomaly_00001.png").unlink()
+    assert not world_matches(tmp_path, **SMALL), "a world with a missing image must not match"
 
 
 def test_regenerating_replaces_the_old_world(tmp_path):

@@ -165,7 +165,7 @@ def world_matches(root: str | os.PathLike, *, num_train: int, num_val: int, num_
             num_train, num_val, num_anomaly, height, width, seed, outlier_exposure):
         return False
     counts = {"train": num_train, "val": num_val, "anomaly": num_anomaly}
-    return all(p.is_file() for split, n in counts.items() for i in (0, n - 1) if n for p in _paths(root, split, i))
+    return all(p.is_file() for split, n in counts.items() for i in range(n) for p in _paths(root, split, i))
 
 
 def generate_world(root: str | os.PathLike, *, num_train: int, num_val: int, num_anomaly: int, height: int,
