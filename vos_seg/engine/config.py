@@ -108,7 +108,8 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
-    head_lr_mult: float = 1.0  # lr multiplier for everything but the encoder (decoder, head, plugin)
+    head_lr_mult: float = 1.0  # lr multiplier for the decoder and head (the encoder runs at lr)
+    plugin_lr_mult: float = 1.0  # lr multiplier for the VOS plugin's phi and energy weights
     schedule: Literal["poly", "cosine"] = "poly"
     poly_power: float = 0.9
     warmup_iters: int = 0

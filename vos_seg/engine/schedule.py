@@ -35,31 +35,34 @@ def lr_factor(iteration: int, *, iterations: int, warmup_iters: int = 0, schedul
 def build_optimizer(model: nn.Module, plugin: nn.Module | None, optim_cfg: Any) -> torch.optim.Optimizer:
     """AdamW or SGD over the model's and the plugin's parameters.
 
-    Groups: encoder weights at ``lr``; the decoder, head and plugin at ``lr * head_lr_mult``; biases
-    and normalisation parameters (1-D tensors) without weight decay.
+    Groups: encoder weights at ``lr``; decoder and head at ``lr * head_lr_mult``; the plugin's
+    (phi and the energy weights) at ``lr * plugin_lr_mult`` without weight decay (decay would pull
+    the energy weights towards 0, where the weighted energy degenerates); biases and normalisation
+    parameters (1-D tensors) without weight decay.
 
     Raises:
         ValueError: unknown optimizer name, or a parameter listed twice (model and plugin overlap).
     """
     encoder = getattr(model, "encoder", None)
     enc_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-    named = [(n, p) for n, p in model.named_parameters()]
+    named = [("model", n, p) for n, p in model.named_parameters()]
     if plugin is not None:
-        named += [(f"vos.{n}", p) for n, p in plugin.named_parameters()]
+        named += [("plugin", f"vos.{n}", p) for n, p in plugin.named_parameters()]
     seen: set[int] = set()
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, p in named:
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for owner, name, p in named:
         if id(p) in seen:
             raise ValueError(f"parameter {name!r} is listed twice (model and plugin share it)")
         seen.add(id(p))
-        if p.requires_grad:
-            groups.setdefault((id(p) in enc_ids, p.ndim <= 1), []).append(p)
-    param_groups = []
-    for (is_encoder, no_decay), params in sorted(groups.items()):
-        mult = 1.0 if is_encoder else optim_cfg.head_lr_mult
-        param_groups.append({
-            "params": params, "lr": optim_cfg.lr * mult, "weight_decay": 0.0 if no_decay else optim_cfg.weight_decay,
-        })
+        if not p.requires_grad:
+            continue
+        kind = "plugin" if owner == "plugin" else "encoder" if id(p) in enc_ids else "decoder"
+        groups.setdefault((kind, p.ndim <= 1 or kind == "plugin"), []).append(p)
+    mult = {"encoder": 1.0, "decoder": optim_cfg.head_lr_mult, "plugin": optim_cfg.plugin_lr_mult}
+    param_groups = [
+        {"params": params, "lr": optim_cfg.lr * mult[kind], "weight_decay": 0.0 if no_decay else optim_cfg.weight_decay}
+        for (kind, no_decay), params in sorted(groups.items())
+    ]
     if optim_cfg.name == "adamw":
         return torch.optim.AdamW(param_groups, lr=optim_cfg.lr)
     if optim_cfg.name == "sgd":
