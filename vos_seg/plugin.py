@@ -27,7 +27,7 @@ from torch import nn
 from .head import HeadAdapter
 from .labels import validate_target
 from .loss import VOSSegLoss
-from .queues import ring_enqueue, select_pixels_per_class
+from .queues import all_gather_picks, ring_enqueue, select_pixels_per_class
 from .synthesis import cholesky_with_jitter, fit_tied_gaussian, sample_outliers
 
 __all__ = ["VOS", "loss_from_state_dict"]
@@ -67,25 +67,32 @@ class VOS(nn.Module):
     Distributed: when ``torch.distributed`` is initialised, the picked features of all ranks are all-gathered
     (fixed-size slots with a validity mask) so that every rank holds identical queues and statistics. The loss's
     few parameters are not inside the model's ``DistributedDataParallel``; wrap the plugin too
-    (``DistributedDataParallel(vos, broadcast_buffers=False)``) so their gradients are averaged.
+    (``criterion = DistributedDataParallel(vos)``; its buffers are identical on every rank already, so
+    ``broadcast_buffers=False``, or ``forward_sync_buffers=False`` where torch deprecates the former, saves a
+    broadcast) so that their gradients are averaged. The weighted energy never reads ``weights_energy.bias``; it is
+    frozen (``requires_grad=False``) so that DDP does not report it as unused.
 
     Host-device synchronisation: none in a step except the label check (``validate=True``), and none at all with
-    ``validate=False`` on CUDA.
+    ``validate=False`` on CUDA. Statistics refits cost O(K * queue_size * D^2) in float64 (about 200 ms of CPU
+    time at K=19, D=256), hence ``refresh_every``: the queues change by ``pixels_per_class / queue_size`` per
+    step, so a refit every 10 steps keeps the statistics within 8% of the queue's content of a per-step refit.
 
     Args:
-        model: the segmentation model (an SMP model, possibly wrapped in DDP / DataParallel / ``torch.compile``).
+        model: the segmentation model (an SMP model, possibly wrapped in DistributedDataParallel; not
+            ``nn.DataParallel``, whose replicas run the head once per GPU on parts of the batch).
         num_classes: number of known classes ``K``.
         head: the classifier conv or its :class:`HeadAdapter`; default ``HeadAdapter.from_model(model)``.
         ignore_index: void label (in no term, never enqueued).
         alpha: weight of the regulariser (paper: 0.1).
         queue_size: features kept per class (paper: 1000).
-        pixels_per_class: pixels enqueued per class and step (per rank).
+        pixels_per_class: pixels enqueued per class and step (per rank); about one per image and class at a batch
+            of 8, so that a queue spans many images rather than neighbouring pixels of a few.
         sample_from: Gaussian draws per class among which outliers are chosen (paper: 10000).
         select: virtual outliers kept per class (paper: 1).
         start_iter: first training-mode call that synthesises (paper: 40% of training for detection).
         cov_eps: ridge added to the covariance diagonal (paper: 1e-4).
         balanced: balance in-distribution and outlier expectations in the regulariser (see VOSSegLoss).
-        refresh_every: refit the statistics every this many calls from ``start_iter``.
+        refresh_every: refit the statistics every this many calls from ``start_iter`` (the paper: every step).
         generator: optional generator on the model's device for pixel picks and sampling (default: global RNG).
         validate: check label values on every call (one host sync).
 
@@ -147,7 +154,9 @@ class VOS(nn.Module):
         # Plain attributes (not submodules): the model's weights stay out of parameters() and state_dict().
         self.__dict__["model"] = model
         self.__dict__["adapter"] = adapter
-        self.loss = VOSSegLoss(num_classes, alpha, ignore_index, "mean", balanced, validate=validate)
+        # Labels are checked here, before any state changes, and once: the loss itself does not re-check them.
+        self.validate = validate
+        self.loss = VOSSegLoss(num_classes, alpha, ignore_index, "mean", balanced, validate=False)
         self._mask_arg = "outlier_mask" in inspect.signature(self.loss.forward).parameters
         # The weighted energy reads weights_energy.weight only; a bias that never gets a gradient would make a
         # DistributedDataParallel-wrapped plugin fail ("parameters that were not used in producing loss").
@@ -201,6 +210,8 @@ class VOS(nn.Module):
                 f"target shape {tuple(target.shape)} does not match logits shape {tuple(logits.shape)}: expected "
                 f"{(logits.shape[0], *logits.shape[2:])}"
             )
+        if self.validate:
+            validate_target(target, self.num_classes, self.loss.ignore_index)
         if not self._active():
             return self.loss(logits, target)
         if captured is None:
@@ -213,8 +224,6 @@ class VOS(nn.Module):
                 f"the head saw a batch of {captured.shape[0]} (input {tuple(captured.shape)}) but logits have "
                 f"shape {tuple(logits.shape)}: call vos() after each model() call"
             )
-        if self.loss.validate:
-            validate_target(target, self.num_classes, self.loss.ignore_index)
         self._check_generator(captured)
 
         step = self._host_step
@@ -261,7 +270,7 @@ class VOS(nn.Module):
         features = features.reshape(self.num_classes, self.pixels_per_class, -1)
         valid = valid & torch.isfinite(features).all(-1) & batch_finite
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            features, valid = _all_gather_items(features, valid)
+            features, valid = all_gather_picks(features, valid)
             if features.shape[1] > self.queue_size:
                 raise ValueError(
                     f"{features.shape[1]} features per class and step (pixels_per_class x world size) exceed "
@@ -276,15 +285,6 @@ class VOS(nn.Module):
         self.means.copy_(means)
         self.scale_tril.copy_(cholesky_with_jitter(cov, check=False))  # no host sync
         self.ready.copy_(full)
-
-
-def _all_gather_items(features: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K, m, D) features and (K, m) validity of every rank -> (K, W*m, D), (K, W*m), in rank order."""
-    packed = torch.cat([features, valid[..., None].to(features.dtype)], dim=-1).contiguous()
-    gathered = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, packed)
-    merged = torch.cat(gathered, dim=1)  # (K, W*m, D+1)
-    return merged[..., :-1], merged[..., -1] > 0.5
 
 
 def _sync_host_step(module: VOS, incompatible_keys) -> None:

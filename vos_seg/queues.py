@@ -10,10 +10,11 @@ never waits for the device.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
-__all__ = ["select_pixels_per_class", "ring_enqueue"]
+__all__ = ["select_pixels_per_class", "ring_enqueue", "all_gather_picks"]
 
-_KEY_BITS = 31  # random sort keys below each class's label offset: label * 2**31 + key
+_NO_PICK = torch.iinfo(torch.int64).max  # key of pixels that cannot be picked (other class, void, picked)
 
 
 def select_pixels_per_class(
@@ -21,8 +22,11 @@ def select_pixels_per_class(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick up to ``per_class`` pixels of each class uniformly at random, without replacement.
 
-    One sort of ``label * 2**31 + random key`` groups the pixels by class in random order; each class's first
-    ``per_class`` entries are its picks. Labels outside ``0..num_classes-1`` (void, outliers) are never picked.
+    Every pixel gets a unique random key (random high part, pixel index low part); the picks of a class are its
+    ``per_class`` smallest keys, found in ``per_class`` rounds of one per-class minimum (``scatter_reduce``)
+    over all pixels at once. The smallest keys of i.i.d. uniform draws form a uniform random subset. No sort:
+    a CPU ``argsort`` of 10^5-10^6 keys costs more than all of this, and far more with several threads on a
+    busy machine. Labels outside ``0..num_classes-1`` (void, outliers) are never picked.
 
     Args:
         labels: flat integer labels of the candidate pixels.
@@ -39,19 +43,21 @@ def select_pixels_per_class(
     """
     labels = labels.reshape(-1)
     count = labels.shape[0]
-    known = (labels >= 0) & (labels < num_classes)
-    group = torch.where(known, labels, torch.full_like(labels, num_classes))  # unknown pixels sort last
-    keys = torch.randint(0, 2**_KEY_BITS, (count,), generator=generator, device=labels.device)
-    order = torch.argsort(group.long() * 2**_KEY_BITS + keys)
-    counts = torch.zeros(num_classes + 1, dtype=torch.long, device=labels.device)
-    counts.scatter_add_(0, group.long(), torch.ones_like(group, dtype=torch.long))
-    counts = counts[:num_classes]
-    starts = torch.cumsum(counts, 0) - counts
-    offsets = torch.arange(per_class, device=labels.device)
-    valid = offsets[None, :] < counts[:, None]
-    position = (starts[:, None] + offsets[None, :]).clamp(max=max(count - 1, 0))
-    index = order[position] if count > 0 else torch.zeros_like(position)
-    return index, valid
+    # Few full-size ops (each costs a parallel region): unknown labels (< 0 or >= K) -> group K, never read.
+    group = labels.long().clamp(-1, num_classes).remainder(num_classes + 1)
+    # key = random * (P + 1) + pixel index: unique, uniform order, the index recoverable from the key. One extra
+    # slot (index P) is where rounds of classes without pixels left write.
+    random = torch.randint(0, _NO_PICK // (count + 1), (count + 1,), generator=generator, device=labels.device)
+    keys = torch.arange(count + 1, device=labels.device).add_(random, alpha=count + 1)
+    index, valid = [], []
+    for _ in range(per_class):  # rounds, not classes: every class is served at once
+        smallest = keys.new_full((num_classes + 1,), _NO_PICK).scatter_reduce(0, group, keys[:count], "amin")
+        found = smallest[:num_classes] < _NO_PICK
+        picked = torch.where(found, smallest[:num_classes] % (count + 1), count)
+        keys.index_put_((picked,), keys.new_full(picked.shape, _NO_PICK))  # picked pixels leave the draw
+        index.append(picked.clamp(max=max(count - 1, 0)))
+        valid.append(found)
+    return torch.stack(index, 1), torch.stack(valid, 1)
 
 
 def ring_enqueue(
@@ -97,3 +103,19 @@ def ring_enqueue(
     queue[row, slot] = torch.where(valid[..., None], items.to(queue.dtype), old)
     position.copy_((position + num_taken) % size)
     fill.copy_(torch.clamp(fill + num_taken, max=size))
+
+
+def all_gather_picks(features: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's picks, so that all ranks write the same items into their queues.
+
+    Fixed-size slots (invalid picks included, flagged by ``valid``) keep the shapes equal on every rank; features
+    and validity travel in one ``all_gather``. Needs an initialised ``torch.distributed`` process group.
+
+    Shape:
+        features: (K, m, D), valid: (K, m) -> (K, W*m, D), (K, W*m) for W ranks, in rank order.
+    """
+    packed = torch.cat([features, valid[..., None].to(features.dtype)], dim=-1).contiguous()
+    gathered = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, packed)
+    merged = torch.cat(gathered, dim=1)  # (K, W*m, D+1)
+    return merged[..., :-1], merged[..., -1] > 0.5
