@@ -36,7 +36,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
 
         torch.manual_seed(0)  # same initial weights on both ranks (DDP would broadcast them anyway)
         model = DDP(TinySegmenter())
-        vos = VOS(model, 3, queue_size=16, pixels_per_class=PER_CLASS,
+        vos = VOS(model, 3, queue_size=16, pixels_per_class=PER_CLASS, refresh_every=1,
                   generator=torch.Generator().manual_seed(100 + rank))
         # DDP around the plugin averages the loss's phi / energy-weight gradients; its buffers need no syncing
         no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
