@@ -101,6 +101,7 @@ def test_statistics_match_a_float64_reference(generator):
         vos(model(images), target)
     assert vos.fill.tolist() == [16, 3, 16, 0]
     assert vos.ready.tolist() == [True, False, True, False]
+    assert float(vos.last_terms["num_virtual"]) == 2, "only full classes give virtual outliers"
     queue = vos.queue.double().numpy()
     full = [0, 2]
     means = queue.mean(axis=1)
