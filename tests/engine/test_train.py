@@ -111,3 +111,23 @@ def test_resume_equals_uninterrupted(tmp_path, world, monkeypatch):
             assert torch.equal(v, b[section][k]), f"{section}.{k} differs, max diff {diff}"
     assert _loss_rows(tmp_path / "straight" / "train.csv") == _loss_rows(tmp_path / "cut" / "train.csv")
     assert read_log(tmp_path / "straight" / "val.csv") == read_log(tmp_path / "cut" / "val.csv")
+
+
+def test_cli_reports_config_errors_and_resumes_from_checkpoint_config(tmp_path, world, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("train_cli", Path(__file__).parents[2] / "tools" / "train.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    cfg = _config(tmp_path, world, "cli")
+    path = tmp_path / "cli.yaml"
+    assert cli.main(["--config", str(path), "--set", "optim.lrr=1"]) == 2
+    assert "unknown key 'optim.lrr' in --set (did you mean 'optim.lr'?)" in capsys.readouterr().err
+    assert cli.main(["--config", str(path), "--set", "optim.iterations=2", "--set", "data.val_split=null"]) == 0
+    last = Path(cfg.run.output_dir) / "last.pt"
+    assert load_checkpoint(last)["iteration"] == 2
+    # --resume alone takes the run's stored config; --set extends it
+    assert cli.main(["--resume", str(last), "--set", "optim.iterations=3"]) == 0
+    assert load_checkpoint(last)["iteration"] == 3
+    assert [int(r["iteration"]) for r in read_log(Path(cfg.run.output_dir) / "train.csv")] == [2, 3]
