@@ -13,6 +13,10 @@ Examples:
     python tools/heatmap.py --checkpoint best.pt --images "frames/*.jpg" --mode slide --crop 512 1024 \\
         --range -12 -2 --save-npy --out out/
 
+``--range`` and ``--threshold T`` (one value) apply to every score; give one threshold per score otherwise. The
+``sml`` score's per-class statistics are fitted on the input images themselves (an extra inference pass, no
+labels used). ``weighted_energy`` and ``vos_posterior`` need a checkpoint trained with the VOS plugin.
+
 Exit status: 0 when every image was rendered, 1 when some failed (listed at the end), 2 on a usage error.
 """
 
