@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     from vos_seg.evaluation import EvaluationWarning, evaluate
-    from vos_seg.evaluation_report import markdown_table, plot_curves, write_csv, write_json
+    from vos_seg.evaluation.report import markdown_table, plot_curves, write_csv, write_json
 
     def show(message, category, *rest, **kw):  # one line per skipped score, not warnings' source-line format
         print(f"evaluate.py: warning: {message}", file=sys.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for the shared fixture writers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))  # the shared fixture writers
 from test_evaluation import _labels, save_tiny_checkpoint, tiny_model, write_road_anomaly21  # noqa: E402
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "evaluate.py"

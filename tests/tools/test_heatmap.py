@@ -114,7 +114,7 @@ def test_empty_input_set_is_an_error_naming_what_was_searched(files, tmp_path, c
 def test_dataset_calibrated_threshold_and_submission(files, tmp_path, capsys):
     from vos_seg.data.benchmarks import open_anomaly_dataset
     from vos_seg.data.synthetic import generate_world
-    from vos_seg.submission import read_score_map
+    from vos_seg.evaluation.submission import read_score_map
 
     world = tmp_path / "world"
     generate_world(world, num_train=1, num_val=1, num_anomaly=2, height=64, width=96, seed=0)

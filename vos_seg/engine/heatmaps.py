@@ -191,7 +191,7 @@ def make_heatmaps(model, inputs: Sequence[HeatmapInput], out_dir: str | os.PathL
     sml = _fit_sml(model, inputs, options, report, tqdm) if "sml" in options.scores else None
     writer = None
     if options.submission_dir is not None:
-        from vos_seg.submission import SubmissionWriter
+        from vos_seg.evaluation.submission import SubmissionWriter
 
         writer = {s: SubmissionWriter(options.submission_dir, f"{options.method_name}_{s}") for s in options.scores}
     cache = tempfile.TemporaryDirectory(dir=out_dir, prefix=".cache-") if two_pass else None

@@ -16,8 +16,8 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .evaluation_sources import fit_sml
-from .scores import StandardizedMaxLogit
+from .sources import fit_sml
+from ..scores import StandardizedMaxLogit
 
 __all__ = ["sml_from_config", "training_reader_from_config"]
 
@@ -41,11 +41,11 @@ def training_reader_from_config(config: dict, num_classes: int, ignore_index: in
     kind = data.get("dataset", "cityscapes")
     common = dict(num_classes=num_classes, ignore_index=ignore_index, outlier_value=data.get("outlier_value"))
     if kind in ("cityscapes", "synthetic"):
-        from .data.cityscapes import CityscapesSegmentation
+        from ..data.cityscapes import CityscapesSegmentation
 
         return CityscapesSegmentation(root, split, label_source=data.get("label_source", "trainIds"), **common)
     if kind == "folder":
-        from .data.folder import FolderSegmentation
+        from ..data.folder import FolderSegmentation
 
         return FolderSegmentation(Path(root) / "images" / split, Path(root) / "masks" / split, **common)
     raise ValueError(f"unknown data.dataset {kind!r} in the checkpoint config")

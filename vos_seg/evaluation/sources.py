@@ -2,7 +2,7 @@
 
 * :class:`ModelScorer`: runs a segmentation model once per batch of frames and computes every requested score
   from the same logits (:func:`vos_seg.scores.compute_scores`).
-* :class:`FolderScorer`: reads saved maps (:class:`vos_seg.submission.ScoreMapFolder`).
+* :class:`FolderScorer`: reads saved maps (:class:`vos_seg.evaluation.submission.ScoreMapFolder`).
 * :func:`open_frames` / :func:`frame_batches`: the frames of a dataset, batched by image size.
 * :func:`fit_sml`: fits :class:`vos_seg.scores.StandardizedMaxLogit` on in-distribution images.
 """
@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scores import SCORE_NAMES, StandardizedMaxLogit, compute_scores
+from ..scores import SCORE_NAMES, StandardizedMaxLogit, compute_scores
 from .submission import ScoreMapFolder
 
 __all__ = ["ModelScorer", "FolderScorer", "open_frames", "frame_batches", "fit_sml", "model_device", "check_score_names"]
@@ -78,7 +78,7 @@ class ModelScorer:
         Returns:
             One ``{name: float32 (H, W) tensor on the model's device}`` per image.
         """
-        from .engine.inference import predict_logits, preprocess
+        from ..engine.inference import predict_logits, preprocess
 
         batch = torch.stack([preprocess(image, scale=self.scale) for image in images]).to(self.device)
         logits = predict_logits(
@@ -130,7 +130,7 @@ def open_frames(name: str, root: Any):
     if isinstance(root, (str, os.PathLike)):
         if not Path(root).exists():
             raise FileNotFoundError(f"dataset root {os.fspath(root)!r} for {name!r} does not exist")
-        from .data.benchmarks import open_anomaly_dataset
+        from ..data.benchmarks import open_anomaly_dataset
 
         return open_anomaly_dataset(name, root)
     if not hasattr(root, "__len__") or not hasattr(root, "__getitem__"):
@@ -196,7 +196,7 @@ def fit_sml(
     Raises:
         ValueError: ``samples`` is empty.
     """
-    from .engine.inference import predict_logits
+    from ..engine.inference import predict_logits
 
     device = model_device(model)
     sml = StandardizedMaxLogit(num_classes).to(device)

@@ -1,4 +1,4 @@
-"""SegmentMeIfYouCan submission writer and score-map reader (vos_seg.submission)."""
+"""SegmentMeIfYouCan submission writer and score-map reader (vos_seg.evaluation.submission)."""
 
 import sys
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vos_seg.submission import (
+from vos_seg.evaluation.submission import (
     HDF5_KEY,
     ScoreMapFolder,
     SubmissionWriter,

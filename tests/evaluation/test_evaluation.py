@@ -14,8 +14,8 @@ from vos_seg.engine.checkpoint import save_checkpoint
 from vos_seg.engine.inference import preprocess
 from vos_seg.engine.model import build_model
 from vos_seg.evaluation import EvaluationWarning, evaluate
-from vos_seg.evaluation_report import markdown_table, plot_curves, write_csv, write_json
-from vos_seg.evaluation_store import ScoreMapStore
+from vos_seg.evaluation.report import markdown_table, plot_curves, write_csv, write_json
+from vos_seg.evaluation.store import ScoreMapStore
 from vos_seg.loss import VOSSegLoss
 from vos_seg.scores import StandardizedMaxLogit, energy
 

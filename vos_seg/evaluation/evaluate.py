@@ -32,8 +32,8 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .evaluation_sml import sml_from_config
-from .evaluation_sources import (
+from .sml import sml_from_config
+from .sources import (
     FolderScorer,
     ModelScorer,
     check_score_names,
@@ -41,8 +41,8 @@ from .evaluation_sources import (
     model_device,
     open_frames,
 )
-from .evaluation_store import ScoreMapStore
-from .scores import SCORE_NAMES, StandardizedMaxLogit
+from .store import ScoreMapStore
+from ..scores import SCORE_NAMES, StandardizedMaxLogit
 from .submission import ScoreMapFolder, SubmissionWriter
 
 __all__ = ["EvaluationResult", "EvaluationWarning", "COMPONENT_TRACKS", "evaluate"]
@@ -81,7 +81,7 @@ def _resolve_source(source: Any, vos_loss: nn.Module | None, device: Any):
         elif not path.is_file():
             raise FileNotFoundError(f"checkpoint or score-map folder {os.fspath(path)!r} does not exist")
         else:
-            from .engine.checkpoint import load_inference_model
+            from ..engine.checkpoint import load_inference_model
 
             source = load_inference_model(path, device=device)
             device = None  # already there
@@ -129,7 +129,7 @@ def _threshold_for(score: str, given: float | Mapping[str, float] | None, pixel:
 
 
 def _component_metrics(track: str, threshold: float):
-    from .metrics import ComponentMetrics
+    from ..metrics import ComponentMetrics
 
     if track == "obstacle":
         return ComponentMetrics.obstacle_track(threshold)
@@ -167,7 +167,7 @@ def evaluate(
     Args:
         source: a checkpoint file (loaded with :func:`vos_seg.engine.checkpoint.load_inference_model`), an
             ``InferenceModel``, a plain segmentation ``nn.Module`` (pass ``vos_loss`` for the VOS scores), or a
-            folder of saved score maps (:class:`vos_seg.submission.ScoreMapFolder`: ``<frame_id>.npy`` files or
+            folder of saved score maps (:class:`vos_seg.evaluation.submission.ScoreMapFolder`: ``<frame_id>.npy`` files or
             the SegmentMeIfYouCan ``anomaly_p/<method>/<dataset>/<frame_id>.hdf5`` layout).
         datasets: ``(name, root)`` pairs read by :func:`vos_seg.data.benchmarks.open_anomaly_dataset`, or
             ``(name, frames)`` with any sequence of ``AnomalyFrame``.
@@ -241,7 +241,7 @@ def evaluate(
 def _evaluate_dataset(name, frames, scorer, names, *, batch_size, writers, track, component_threshold, max_bytes,
                       workdir, curve_points, progress):
     """Both passes over one dataset: pixel metrics while scoring, then component metrics from the kept maps."""
-    from .metrics import PixelMetrics
+    from ..metrics import PixelMetrics
 
     if len(frames) == 0:
         raise ValueError(f"dataset {name!r} has no frames")
