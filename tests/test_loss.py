@@ -281,3 +281,20 @@ def test_property_loss_and_gradient_finite(n, c, h, w, scale, seed, balanced, nu
     assert torch.isfinite(value), (value, target)
     assert torch.isfinite(logits.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in loss.parameters() if p.grad is not None)
+
+
+def test_outlier_mask_equals_dropping_rows(batch, generator):
+    logits, target = batch
+    virtual = torch.randn(4, 4, generator=generator)
+    mask = torch.tensor([True, False, True, False])
+    loss = VOSSegLoss(4)
+    masked = loss(logits, target, virtual, outlier_mask=mask)
+    assert loss.last_terms["num_virtual"].item() == 2
+    poisoned = virtual.clone()
+    poisoned[1] = float("nan")  # a masked-out row never reaches the sum
+    assert loss(logits, target, poisoned, outlier_mask=mask).item() == pytest.approx(masked.item(), abs=1e-6)
+    assert loss(logits, target, virtual[mask]).item() == pytest.approx(masked.item(), abs=1e-6)
+    with pytest.raises(ValueError, match=r"bool outlier_mask of shape \(4,\), got torch.int64 of shape \(4,\)"):
+        loss(logits, target, virtual, outlier_mask=mask.long())
+    with pytest.raises(ValueError, match="outlier_mask given without outlier_logits"):
+        loss(logits, target, outlier_mask=mask)

@@ -64,7 +64,7 @@ class VOSSegLoss(nn.Module):
     Shape:
         - logits: ``(N, C, H, W)`` (or ``(N, C)``), any float dtype.
         - target: ``(N, H, W)`` (or ``(N,)``), integer.
-        - outlier_logits: ``(M, C)``.
+        - outlier_logits: ``(M, C)``; outlier_mask: ``(M,)`` bool.
         - output: scalar, or ``(N, H, W)`` / ``(N,)`` with ``reduction="none"``.
 
     Example:
@@ -146,10 +146,26 @@ class VOSSegLoss(nn.Module):
             )
 
     def forward(
-        self, logits: torch.Tensor, target: torch.Tensor, outlier_logits: torch.Tensor | None = None
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        outlier_logits: torch.Tensor | None = None,
+        outlier_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Loss of a batch; see the class docstring for the formula, shapes and reductions."""
+        """Loss of a batch; see the class docstring for the formula, shapes and reductions.
+
+        ``outlier_mask`` ``(M,)`` bool optionally keeps only some rows of ``outlier_logits`` (the others enter no
+        term and are not counted), so callers can pass a fixed-size batch of virtual outliers without a host sync.
+        """
         self._check_shapes(logits, target, outlier_logits)
+        if outlier_mask is not None:
+            if outlier_logits is None:
+                raise ValueError("outlier_mask given without outlier_logits")
+            if outlier_mask.dtype != torch.bool or tuple(outlier_mask.shape) != (outlier_logits.shape[0],):
+                raise ValueError(
+                    f"expected a bool outlier_mask of shape ({outlier_logits.shape[0]},), "
+                    f"got {outlier_mask.dtype} of shape {tuple(outlier_mask.shape)}"
+                )
         if self.validate:
             validate_target(target, self.num_classes, self.ignore_index)
 
@@ -172,7 +188,12 @@ class VOSSegLoss(nn.Module):
             virtual_reg = -torch.log_softmax(self._phi_logits(self.weighted_energy(outlier_logits)), dim=1)[:, 0]
         else:
             virtual_reg = flat_logits.new_zeros(0, dtype=torch.float32)
-        num_virtual = torch.tensor(float(virtual_reg.shape[0]), device=flat_logits.device)
+        if outlier_mask is not None and virtual_reg.shape[0] > 0:
+            # where(), not a product: a masked-out row may be non-finite and must not poison the sum.
+            virtual_reg = torch.where(outlier_mask.to(virtual_reg.device), virtual_reg, 0.0)
+            num_virtual = outlier_mask.float().sum().to(flat_logits.device)
+        else:
+            num_virtual = torch.tensor(float(virtual_reg.shape[0]), device=flat_logits.device)
         num_out = num_outlier + num_virtual
 
         # Per-element balance factors, so that "sum" = max(|K|, 1) * "mean" for every reduction.
