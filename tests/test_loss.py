@@ -298,3 +298,11 @@ def test_outlier_mask_equals_dropping_rows(batch, generator):
         loss(logits, target, virtual, outlier_mask=mask.long())
     with pytest.raises(ValueError, match="outlier_mask given without outlier_logits"):
         loss(logits, target, outlier_mask=mask)
+
+
+def test_default_phi_calls_high_energy_outlier():
+    loss = VOSSegLoss(3)
+    confident = torch.tensor([[20.0, 0.0, 0.0]])  # low energy
+    flat = torch.tensor([[-5.0, -5.0, -5.0]])  # high energy
+    p = loss.outlier_probability(torch.cat([confident, flat]))
+    assert p[0] < 0.01 and p[1] > 0.99

@@ -58,7 +58,11 @@ class VOSSegLoss(nn.Module):
         ignore_index: void label, ``>= C``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         balanced: balance in-distribution and outlier expectations (default) or pool them.
-        phi: optional module mapping ``(M, 1)`` energies to ``(M, 2)`` logits; default ``nn.Linear(1, 2)``.
+        phi: optional module mapping ``(M, 1)`` energies to ``(M, 2)`` logits; default ``nn.Linear(1, 2)``
+            initialised to the sign-correct map ``phi(E) = (E, -E)``, i.e. ``P(outlier) = sigmoid(2E)``.
+            VOS and pytorch-ood start from a random line instead; with a small learning rate a random line that
+            happens to call low energy "outlier" makes the regulariser push outliers towards *low* energy for
+            many steps, until phi turns around.
         validate: check target values on every call (one host sync).
 
     Shape:
@@ -97,7 +101,12 @@ class VOSSegLoss(nn.Module):
         self.reduction = reduction
         self.balanced = balanced
         self.validate = validate
-        self.phi = phi if phi is not None else nn.Linear(1, 2)
+        if phi is None:
+            phi = nn.Linear(1, 2)
+            with torch.no_grad():
+                phi.weight.copy_(torch.tensor([[1.0], [-1.0]]))  # outlier logit rises with the energy
+                phi.bias.zero_()
+        self.phi = phi
         self.weights_energy = nn.Linear(num_classes, 1)
         nn.init.uniform_(self.weights_energy.weight)  # [0, 1): relu'd weights start positive
         self.last_terms: dict[str, torch.Tensor] = {}
