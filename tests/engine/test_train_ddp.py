@@ -60,4 +60,4 @@ def test_two_process_gloo_run(tmp_path):
             assert torch.equal(v, r1[section][k]), f"{section}.{k} differs between ranks"
     assert int(r0["vos"]["step"]) == 4 and bool(r0["vos"]["ready"].any())
     written = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert written == ["config.yaml", "last.pt", "train.csv", "val.csv"]
+    assert written == ["best.pt", "config.yaml", "last.pt", "train.csv", "val.csv"]
