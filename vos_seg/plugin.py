@@ -16,7 +16,6 @@ beside real outlier pixels (labels ``< 0``).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 
 import torch
@@ -157,7 +156,6 @@ class VOS(nn.Module):
         # Labels are checked here, before any state changes, and once: the loss itself does not re-check them.
         self.validate = validate
         self.loss = VOSSegLoss(num_classes, alpha, ignore_index, "mean", balanced, validate=False)
-        self._mask_arg = "outlier_mask" in inspect.signature(self.loss.forward).parameters
         # The weighted energy reads weights_energy.weight only; a bias that never gets a gradient would make a
         # DistributedDataParallel-wrapped plugin fail ("parameters that were not used in producing loss").
         self.loss.weights_energy.bias.requires_grad_(False)
@@ -245,10 +243,8 @@ class VOS(nn.Module):
         weight = self.adapter.conv.weight
         outlier_logits = self.adapter.logits(samples.reshape(-1, samples.shape[-1]).to(weight.dtype))
         outlier_mask = self.ready[:, None].expand(-1, self.select).reshape(-1)  # (K * select,)
-        if self._mask_arg:
-            return self.loss(logits, target, outlier_logits=outlier_logits, outlier_mask=outlier_mask)
-        # VOSSegLoss without a mask argument: keep the ready classes' outliers (one host sync).
-        return self.loss(logits, target, outlier_logits=outlier_logits[outlier_mask])
+        # Classes not yet full give fixed-size placeholder rows that the mask keeps out of every term.
+        return self.loss(logits, target, outlier_logits=outlier_logits, outlier_mask=outlier_mask)
 
     def _check_generator(self, features: torch.Tensor) -> None:
         if self.generator is not None and self.generator.device != features.device:
