@@ -109,6 +109,9 @@ class VOSSegLoss(nn.Module):
         self.phi = phi
         self.weights_energy = nn.Linear(num_classes, 1)
         nn.init.uniform_(self.weights_energy.weight)  # [0, 1): relu'd weights start positive
+        # The weighted energy reads the weight only (as in VOS); a bias that never gets a gradient would make a
+        # DistributedDataParallel-wrapped loss fail with "parameters that were not used in producing loss".
+        self.weights_energy.bias.requires_grad_(False)
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def extra_repr(self) -> str:
@@ -131,10 +134,15 @@ class VOSSegLoss(nn.Module):
             raise ValueError(f"phi must map (M, 1) energies to (M, 2) logits, got output shape {tuple(out.shape)}")
         return out if out.dtype == torch.float64 else out.float()
 
+    def _phi_difference(self, energies: torch.Tensor) -> torch.Tensor:
+        """``phi(E)[:, 0] - phi(E)[:, 1]`` (outlier minus in-distribution logit), float32 ``(M,)``."""
+        out = self._phi_logits(energies)
+        return out[:, 0] - out[:, 1]
+
     def outlier_probability(self, logits: torch.Tensor) -> torch.Tensor:
         """``softmax(phi(E))`` of the outlier class for logits ``(N, C, ...)``; float32 ``(N, ...)`` in [0, 1]."""
         energies = self.weighted_energy(logits)
-        return torch.softmax(self._phi_logits(energies), dim=1)[:, 0].reshape(energies.shape)
+        return torch.sigmoid(self._phi_difference(energies)).reshape(energies.shape)
 
     def _check_shapes(self, logits: torch.Tensor, target: torch.Tensor, outlier_logits: torch.Tensor | None) -> None:
         if logits.dim() not in (2, 4):
@@ -178,34 +186,34 @@ class VOSSegLoss(nn.Module):
         if self.validate:
             validate_target(target, self.num_classes, self.ignore_index)
 
-        # One path for every rank: (N, C, H, W) -> (N*H*W, C), target -> (N*H*W,).
-        flat_logits = logits.movedim(1, -1).reshape(-1, self.num_classes) if logits.dim() == 4 else logits
-        flat_target = target.reshape(-1)
-        known = (flat_target >= 0) & (flat_target != self.ignore_index)
-        outlier = flat_target < 0
-        known_f, outlier_f = known.float(), outlier.float()
+        # One path for every rank: every op reduces over dim 1, so (N, C, H, W) and (N, C) need no permuted copy.
+        known = (target >= 0) & (target != self.ignore_index)
+        outlier = target < 0
+        num_known = known.sum(dtype=torch.float32)
+        num_outlier = outlier.sum(dtype=torch.float32)
+        ce_target = torch.where(known, target, -100).long()
+        ce_logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
-        ce = F.cross_entropy(flat_logits.float(), torch.where(known, flat_target, 0), reduction="none") * known_f
-        num_known = known_f.sum()
-        num_outlier = outlier_f.sum()
-
-        # Binary CE of phi on the weighted energy: target 1 (in) for known pixels, 0 (out) for outliers.
-        phi_log_p = torch.log_softmax(self._phi_logits(self.weighted_energy(flat_logits)), dim=1)
-        reg = -(phi_log_p[:, 1] * known_f + phi_log_p[:, 0] * outlier_f)
+        # Binary CE of phi on the weighted energy, through the logit difference d = phi_out - phi_in:
+        # -log sigma_in = softplus(d) for known pixels, -log sigma_out = softplus(-d) for outliers.
+        diff = self._phi_difference(self.weighted_energy(logits)).reshape(target.shape)
+        reg_in = torch.where(known, F.softplus(diff), 0.0)
+        reg_out = torch.where(outlier, F.softplus(-diff), 0.0)
 
         if outlier_logits is not None and outlier_logits.shape[0] > 0:
-            virtual_reg = -torch.log_softmax(self._phi_logits(self.weighted_energy(outlier_logits)), dim=1)[:, 0]
+            virtual_reg = F.softplus(-self._phi_difference(self.weighted_energy(outlier_logits)))
+            if outlier_mask is not None:
+                # where(), not a product: a masked-out row may be non-finite and must not poison the sum.
+                virtual_reg = torch.where(outlier_mask.to(virtual_reg.device), virtual_reg, 0.0)
+                num_virtual = outlier_mask.sum(dtype=torch.float32).to(num_known.device)
+            else:
+                num_virtual = num_known.new_full((), float(outlier_logits.shape[0]))
         else:
-            virtual_reg = flat_logits.new_zeros(0, dtype=torch.float32)
-        if outlier_mask is not None and virtual_reg.shape[0] > 0:
-            # where(), not a product: a masked-out row may be non-finite and must not poison the sum.
-            virtual_reg = torch.where(outlier_mask.to(virtual_reg.device), virtual_reg, 0.0)
-            num_virtual = outlier_mask.float().sum().to(flat_logits.device)
-        else:
-            num_virtual = torch.tensor(float(virtual_reg.shape[0]), device=flat_logits.device)
+            virtual_reg = num_known.new_zeros(0)
+            num_virtual = num_known.new_zeros(())
         num_out = num_outlier + num_virtual
 
-        # Per-element balance factors, so that "sum" = max(|K|, 1) * "mean" for every reduction.
+        # Balance factors, so that "sum" = max(|K|, 1) * "mean" for every reduction.
         scale = num_known.clamp_min(1)
         if self.balanced:
             in_factor = torch.ones_like(scale)
@@ -214,27 +222,34 @@ class VOSSegLoss(nn.Module):
             in_factor = out_factor = scale / (num_known + num_out).clamp_min(1)
         # No outliers at all: R = 0 (where() keeps gradients finite and the graph sync-free).
         has_outliers = num_out > 0
-        in_factor = torch.where(has_outliers, in_factor, torch.zeros_like(in_factor))
-        out_factor = torch.where(has_outliers, out_factor, torch.zeros_like(out_factor))
+        in_factor = torch.where(has_outliers, in_factor, 0.0)
+        out_factor = torch.where(has_outliers, out_factor, 0.0)
 
-        pixel_reg = reg * (known_f * in_factor + outlier_f * out_factor)
-        virtual_sum = self.alpha * out_factor * virtual_reg.sum()
-        pixel_terms = ce + self.alpha * pixel_reg
-        total_sum = pixel_terms.sum() + virtual_sum
+        virtual_reg_sum = out_factor * virtual_reg.sum()
+        if self.reduction == "none":
+            ce = F.cross_entropy(ce_logits, ce_target, ignore_index=-100, reduction="none")
+            pixel_reg = reg_in * in_factor + reg_out * out_factor
+            pixel_terms = ce + self.alpha * pixel_reg
+            ce_sum, reg_sum = ce.sum(), pixel_reg.sum() + virtual_reg_sum
+        else:
+            ce_sum = F.cross_entropy(ce_logits, ce_target, ignore_index=-100, reduction="sum")
+            reg_sum = in_factor * reg_in.sum() + out_factor * reg_out.sum() + virtual_reg_sum
+        total_sum = ce_sum + self.alpha * reg_sum
+        virtual_sum = self.alpha * virtual_reg_sum
 
         self.last_terms = {
-            "ce": (ce.sum() / scale).detach(),
-            "uncertainty": ((pixel_reg.sum() + out_factor * virtual_reg.sum()) / scale).detach(),
-            "num_known": num_known.detach(),
-            "num_outlier": num_outlier.detach(),
+            "ce": (ce_sum / scale).detach(),
+            "uncertainty": (reg_sum / scale).detach(),
+            "num_known": num_known,
+            "num_outlier": num_outlier,
             "num_virtual": num_virtual,
             "virtual_sum": virtual_sum.detach(),
+            "loss": (total_sum / scale).detach(),
         }
         if self.reduction == "mean":
             loss = total_sum / scale
         elif self.reduction == "sum":
             loss = total_sum
         else:
-            loss = pixel_terms.reshape(target.shape)
-        self.last_terms["loss"] = (total_sum / scale).detach()
+            loss = pixel_terms
         return loss
