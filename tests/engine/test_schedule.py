@@ -30,13 +30,14 @@ def test_optimizer_groups_and_scheduler(tiny_model_cfg):
     plugin.loss = VOSSegLoss(3)
     opt = build_optimizer(model, plugin, _cfg())
     by_id = {id(p): g for g in opt.param_groups for p in g["params"]}
-    assert len(by_id) == len(list(model.parameters())) + len(list(plugin.parameters()))
+    trainable = [p for p in [*model.parameters(), *plugin.parameters()] if p.requires_grad]
+    assert len(by_id) == len(trainable)  # frozen parameters (e.g. an unused bias) stay out
     enc_w = model.encoder.conv1.weight
     assert by_id[id(enc_w)]["lr"] == 0.01 and by_id[id(enc_w)]["weight_decay"] == 0.1
     head_w = model.segmentation_head[0].weight
     assert by_id[id(head_w)]["lr"] == 0.02 and by_id[id(head_w)]["weight_decay"] == 0.1
     assert by_id[id(model.segmentation_head[0].bias)]["weight_decay"] == 0.0
-    for p in plugin.parameters():
+    for p in (p for p in plugin.parameters() if p.requires_grad):
         assert by_id[id(p)]["lr"] == 0.05 and by_id[id(p)]["weight_decay"] == 0.0
     sched = build_scheduler(opt, _cfg())
     lrs = []
