@@ -306,3 +306,38 @@ def test_default_phi_calls_high_energy_outlier():
     flat = torch.tensor([[-5.0, -5.0, -5.0]])  # high energy
     p = loss.outlier_probability(torch.cat([confident, flat]))
     assert p[0] < 0.01 and p[1] > 0.99
+
+
+def test_monotone_phi_keeps_high_energy_outlier_after_training(generator):
+    # Outliers with LOWER energy than inliers: a free linear phi learns that ordering, the monotone one cannot.
+    inlier_energy = torch.randn(256, 1, generator=generator) - 2.0
+    outlier_energy = torch.randn(256, 1, generator=generator) - 6.0
+    energies = torch.cat([inlier_energy, outlier_energy])
+    labels = torch.cat([torch.ones(256), torch.zeros(256)]).long()  # 1 in, 0 out
+    fitted = {}
+    for kind in ("linear", "monotone"):
+        loss = VOSSegLoss(2, phi=kind)
+        optimizer = torch.optim.SGD(loss.phi.parameters(), lr=0.5)
+        for _ in range(200):
+            optimizer.zero_grad()
+            F.cross_entropy(loss.phi(energies), labels).backward()
+            optimizer.step()
+        with torch.no_grad():
+            p = torch.softmax(loss.phi(torch.tensor([[-8.0], [0.0]])), dim=1)[:, 0]
+        fitted[kind] = p
+    assert fitted["linear"][0] > fitted["linear"][1]  # learned: low energy = outlier
+    assert fitted["monotone"][0] <= fitted["monotone"][1]  # still: higher energy never less anomalous
+    with pytest.raises(ValueError, match="unknown phi 'cubic'"):
+        VOSSegLoss(2, phi="cubic")
+
+
+def test_monotone_phi_round_trips_through_plugin_state():
+    from vos_seg.plugin import loss_from_state_dict
+
+    loss = VOSSegLoss(3, phi="monotone")
+    with torch.no_grad():
+        loss.phi.raw_slope.fill_(0.3)
+    state = {f"loss.{key}": value for key, value in loss.state_dict().items()}
+    rebuilt = loss_from_state_dict(state, 3)
+    logits = torch.randn(2, 3, 4, 4)
+    assert torch.equal(rebuilt.outlier_probability(logits), loss.outlier_probability(logits))

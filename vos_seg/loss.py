@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -9,9 +11,56 @@ import torch.nn.functional as F
 from .labels import check_ignore_index, validate_target
 from .scores import weighted_energy
 
-__all__ = ["VOSSegLoss"]
+__all__ = ["VOSSegLoss", "MonotoneEnergyLogistic", "make_phi", "PHI_KINDS"]
+
+PHI_KINDS = ("linear", "monotone")
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+class MonotoneEnergyLogistic(nn.Module):
+    r"""Logistic regression on the energy whose outlier probability can only rise with the energy.
+
+    .. math::
+        \phi(E) = (s E + b,\; 0), \qquad s = \mathrm{softplus}(\rho) > 0, \qquad
+        P(\text{outlier} \mid E) = \sigma(s E + b)
+
+    VOS's ``nn.Linear(1, 2)`` may learn either sign. When the virtual outliers happen to have *lower* energy than
+    in-distribution pixels (tail samples of the class Gaussians can produce large logits), a free phi learns that
+    ordering and the regulariser then entrenches it, pushing in-distribution energies up and outlier energies
+    down: the opposite of what the energy score needs. Constraining the slope keeps "higher energy = more
+    anomalous" true throughout training. Starts at ``s = 2, b = 0``, the same map as the default linear phi.
+
+    Shape:
+        energies ``(M, 1)`` -> logits ``(M, 2)`` (class 0 outlier, class 1 in-distribution).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw_slope = nn.Parameter(torch.tensor(math.log(math.expm1(2.0))))  # softplus(raw) = 2
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    @property
+    def slope(self) -> torch.Tensor:
+        return F.softplus(self.raw_slope)
+
+    def forward(self, energies: torch.Tensor) -> torch.Tensor:
+        outlier_logit = self.slope * energies + self.bias
+        return torch.cat([outlier_logit, torch.zeros_like(outlier_logit)], dim=-1)
+
+
+def make_phi(kind: str) -> nn.Module:
+    """The logistic regression on the energy: ``"linear"`` (VOS's ``nn.Linear(1, 2)``, sign-correct start) or
+    ``"monotone"`` (:class:`MonotoneEnergyLogistic`)."""
+    if kind == "linear":
+        phi = nn.Linear(1, 2)
+        with torch.no_grad():
+            phi.weight.copy_(torch.tensor([[1.0], [-1.0]]))  # outlier logit rises with the energy
+            phi.bias.zero_()
+        return phi
+    if kind == "monotone":
+        return MonotoneEnergyLogistic()
+    raise ValueError(f"unknown phi {kind!r}; choose from {', '.join(PHI_KINDS)}")
 
 
 class VOSSegLoss(nn.Module):
@@ -62,7 +111,8 @@ class VOSSegLoss(nn.Module):
             initialised to the sign-correct map ``phi(E) = (E, -E)``, i.e. ``P(outlier) = sigmoid(2E)``.
             VOS and pytorch-ood start from a random line instead; with a small learning rate a random line that
             happens to call low energy "outlier" makes the regulariser push outliers towards *low* energy for
-            many steps, until phi turns around.
+            many steps, until phi turns around. ``"monotone"`` selects :class:`MonotoneEnergyLogistic`, whose
+            slope cannot change sign; ``"linear"`` is the default.
         validate: check target values on every call (one host sync).
 
     Shape:
@@ -86,7 +136,7 @@ class VOSSegLoss(nn.Module):
         ignore_index: int = 255,
         reduction: str = "mean",
         balanced: bool = True,
-        phi: nn.Module | None = None,
+        phi: nn.Module | str | None = None,
         validate: bool = True,
     ) -> None:
         super().__init__()
@@ -101,12 +151,7 @@ class VOSSegLoss(nn.Module):
         self.reduction = reduction
         self.balanced = balanced
         self.validate = validate
-        if phi is None:
-            phi = nn.Linear(1, 2)
-            with torch.no_grad():
-                phi.weight.copy_(torch.tensor([[1.0], [-1.0]]))  # outlier logit rises with the energy
-                phi.bias.zero_()
-        self.phi = phi
+        self.phi = make_phi("linear") if phi is None else make_phi(phi) if isinstance(phi, str) else phi
         self.weights_energy = nn.Linear(num_classes, 1)
         nn.init.uniform_(self.weights_energy.weight)  # [0, 1): relu'd weights start positive
         # The weighted energy reads the weight only (as in VOS); a bias that never gets a gradient would make a

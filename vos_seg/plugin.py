@@ -92,6 +92,9 @@ class VOS(nn.Module):
         cov_eps: ridge added to the covariance diagonal (paper: 1e-4).
         balanced: balance in-distribution and outlier expectations in the regulariser (see VOSSegLoss).
         refresh_every: refit the statistics every this many calls from ``start_iter`` (the paper: every step).
+        phi: the logistic regression on the energy: ``"linear"`` (default; VOS's ``nn.Linear(1, 2)``),
+            ``"monotone"`` (:class:`~vos_seg.loss.MonotoneEnergyLogistic`, outlier probability rising with the
+            energy) or any module mapping ``(M, 1)`` to ``(M, 2)``.
         generator: optional generator on the model's device for pixel picks and sampling (default: global RNG).
         validate: check label values on every call (one host sync).
 
@@ -124,6 +127,7 @@ class VOS(nn.Module):
         cov_eps: float = 1e-4,
         balanced: bool = True,
         refresh_every: int = 10,
+        phi: nn.Module | str | None = None,
         generator: torch.Generator | None = None,
         validate: bool = True,
     ) -> None:
@@ -155,7 +159,7 @@ class VOS(nn.Module):
         self.__dict__["adapter"] = adapter
         # Labels are checked here, before any state changes, and once: the loss itself does not re-check them.
         self.validate = validate
-        self.loss = VOSSegLoss(num_classes, alpha, ignore_index, "mean", balanced, validate=False)
+        self.loss = VOSSegLoss(num_classes, alpha, ignore_index, "mean", balanced, phi=phi, validate=False)
         # The weighted energy reads weights_energy.weight only; a bias that never gets a gradient would make a
         # DistributedDataParallel-wrapped plugin fail ("parameters that were not used in producing loss").
         self.loss.weights_energy.bias.requires_grad_(False)
@@ -314,7 +318,8 @@ def loss_from_state_dict(state: Mapping[str, torch.Tensor], num_classes: int) ->
         raise ValueError(
             f"no 'loss.' keys in the plugin state (keys: {sorted(state)[:8]}...): expected a VOS.state_dict()"
         )
-    loss = VOSSegLoss(num_classes)
+    phi = "monotone" if "phi.raw_slope" in loss_state else None
+    loss = VOSSegLoss(num_classes, phi=phi)
     try:
         loss.load_state_dict(loss_state)
     except RuntimeError as error:

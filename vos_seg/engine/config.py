@@ -98,6 +98,7 @@ class VOSConfig:
     start_iter: int | None = None  # overrides start_fraction when set
     cov_eps: float = 1e-4
     balanced: bool = True
+    phi: Literal["linear", "monotone"] = "linear"  # logistic regression on the energy (vos_seg.loss.make_phi)
 
 
 @dataclass

@@ -116,7 +116,7 @@ class Trainer:
             self.criterion: torch.nn.Module = VOS(
                 self.model, cfg.model.num_classes, ignore_index=cfg.data.ignore_index, alpha=v.alpha,
                 queue_size=v.queue_size, pixels_per_class=v.pixels_per_class, sample_from=v.sample_from,
-                select=v.select, start_iter=int(start), cov_eps=v.cov_eps, balanced=v.balanced, generator=gen,
+                select=v.select, start_iter=int(start), cov_eps=v.cov_eps, balanced=v.balanced, phi=v.phi, generator=gen,
                 validate=not cuda,  # the readers validate labels; skip the per-step host sync on CUDA
             ).to(self.device)
             self.plugin = self.criterion
