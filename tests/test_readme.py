@@ -26,4 +26,4 @@ def test_snippet_runs(name):
 
 
 def test_snippets_found():
-    assert "plain-pytorch" in _snippets()
+    assert {"plain-pytorch", "plugin"} <= set(_snippets())
