@@ -23,7 +23,7 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-SECTIONS = ("synthesis", "step", "pixel_metrics", "component_metrics", "heatmaps")
+SECTIONS = ("loss", "synthesis", "step", "pixel_metrics", "component_metrics", "heatmaps")
 
 
 def format_table(rows: list[dict]) -> str:
