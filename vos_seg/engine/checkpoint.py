@@ -34,6 +34,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from vos_seg.plugin import loss_from_state_dict
+
 __all__ = [
     "FORMAT_VERSION",
     "CHECKPOINT_KEYS",
@@ -131,26 +133,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     return state
 
 
-def _loss_from_plugin_state(vos_state: dict, num_classes: int, cfg: dict) -> nn.Module:
-    try:
-        from vos_seg.plugin import loss_from_state_dict
-    except ImportError:
-        loss_from_state_dict = None
-    if loss_from_state_dict is not None:
-        return loss_from_state_dict(vos_state, num_classes)
-    from vos_seg.loss import VOSSegLoss
-
-    vos_cfg = cfg.get("vos", {})
-    loss = VOSSegLoss(
-        num_classes,
-        alpha=vos_cfg.get("alpha", 0.1),
-        ignore_index=cfg.get("data", {}).get("ignore_index", 255),
-        balanced=vos_cfg.get("balanced", True),
-    )
-    loss.load_state_dict({k[len("loss."):]: v for k, v in vos_state.items() if k.startswith("loss.")})
-    return loss
-
-
 def load_inference_model(path: str | os.PathLike, device: str | torch.device | None = None) -> InferenceModel:
     """Load a checkpoint into a ready model (eval mode, on ``device``) for evaluation and heatmaps.
 
@@ -184,7 +166,7 @@ def load_inference_model(path: str | os.PathLike, device: str | torch.device | N
     num_classes = int(model_cfg["num_classes"])
     vos_loss = None
     if state["vos"] is not None:
-        vos_loss = _loss_from_plugin_state(state["vos"], num_classes, cfg).to(device).eval()
+        vos_loss = loss_from_state_dict(state["vos"], num_classes).to(device).eval()
     names = model_cfg.get("class_names") or [f"class_{i}" for i in range(num_classes)]
     return InferenceModel(
         model=model,

@@ -103,14 +103,10 @@ def default_palette(num_classes: int, class_names=None) -> np.ndarray:
     """A (num_classes, 3) uint8 palette: the synthetic world's or Cityscapes' colours when the classes match,
     otherwise distinct colours from matplotlib's tab20 (repeating after 20)."""
     if class_names is not None:
-        try:
-            from vos_seg.data import synthetic
-        except ImportError:
-            synthetic = None
-        if synthetic is not None and tuple(class_names) == tuple(getattr(synthetic, "CLASS_NAMES", ())):
-            colors = getattr(synthetic, "CLASS_COLORS", None)
-            if colors is not None and len(colors) == num_classes:
-                return np.asarray(colors, dtype=np.uint8).reshape(num_classes, 3)
+        from vos_seg.data.synthetic import CLASS_COLORS, CLASS_NAMES
+
+        if tuple(class_names) == CLASS_NAMES and len(CLASS_COLORS) == num_classes:
+            return np.asarray(CLASS_COLORS, dtype=np.uint8).reshape(num_classes, 3)
     if num_classes == len(CITYSCAPES_PALETTE):
         return CITYSCAPES_PALETTE.copy()
     tab20 = matplotlib.colormaps["tab20"]
